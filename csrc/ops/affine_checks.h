@@ -1,0 +1,59 @@
+// Argument checks and output shapes of the affine ops, shared by their Meta, CPU and CUDA kernels.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
+
+#include <string>
+#include <vector>
+
+#include <lowbit/core/affine_quant.h>
+
+namespace lowbit::ops {
+
+// The blocked shape sizes[d] / block_size[d] (symbolic sizes allowed, for the Meta kernels).
+inline std::vector<c10::SymInt> affine_qparams_shape(c10::SymIntArrayRef sizes, c10::IntArrayRef block_size) {
+  TORCH_CHECK(block_size.size() == sizes.size(), "affine quantization: block_size ", block_size,
+              " must have one entry per input dim (input has ", sizes.size(), " dims)");
+  std::vector<c10::SymInt> shape;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    TORCH_CHECK(block_size[d] >= 1, "affine quantization: block_size entries must be >= 1, got ", block_size);
+    shape.push_back(sizes[d] / block_size[d]);
+  }
+  return shape;
+}
+
+inline at::ScalarType affine_storage_dtype(const core::QuantRange& r) { return r.is_signed ? at::kChar : at::kByte; }
+
+inline at::ScalarType zero_point_dtype(core::ZeroPointDomain d) {
+  return d == core::ZeroPointDomain::Int ? at::kInt : at::kFloat;
+}
+
+inline void check_float_input(const at::Tensor& x, const char* op) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf ||
+                  x.scalar_type() == at::kDouble,
+              op, ": input dtype ", x.scalar_type(),
+              " is not supported; allowed: torch.float32, torch.bfloat16, torch.float16, torch.float64");
+}
+
+// scale / zero_point must hold one value per block.
+inline void check_qparams(const at::Tensor& input, c10::IntArrayRef block_size, const at::Tensor& scale,
+                          const at::Tensor& zero_point, const char* op) {
+  const std::vector<c10::SymInt> expected = affine_qparams_shape(input.sym_sizes(), block_size);
+  c10::SymInt blocks = 1;
+  for (const auto& s : expected) blocks = blocks * s;
+  TORCH_SYM_CHECK(scale.sym_numel().sym_eq(blocks).sym_and(zero_point.sym_numel().sym_eq(blocks)), op, ": scale (", scale.sym_sizes(),
+              ") and zero_point (", zero_point.sym_sizes(), ") must hold one value per block, i.e. shape ",
+              c10::SymIntArrayRef(expected));
+  TORCH_CHECK(at::isFloatingType(scale.scalar_type()), op, ": scale must be floating, got ", scale.scalar_type());
+  TORCH_CHECK(scale.device() == input.device() && zero_point.device() == input.device(), op,
+              ": input, scale and zero_point must be on one device, got ", input.device(), ", ", scale.device(), ", ",
+              zero_point.device());
+}
+
+inline void check_domain_mapping(core::ZeroPointDomain domain, bool symmetric) {
+  TORCH_CHECK(!(domain == core::ZeroPointDomain::Float && symmetric),
+              "affine quantization: zero_point_domain 'float' goes with mapping 'asymmetric' only");
+}
+
+}  // namespace lowbit::ops

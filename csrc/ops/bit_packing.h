@@ -1,0 +1,15 @@
+// lowbit::core::pack_uintx / unpack_uintx — dense bit packing (see core/bit_packing.h).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace lowbit::core {
+
+// Packs uint8 codes, each < 2^bits (bits 1..8), in flat (row-major) order into a 1-D uint8
+// tensor of ceil(numel*bits/8) bytes: int4 two per byte, fp6 four per three bytes.
+at::Tensor pack_uintx(const at::Tensor& codes, int64_t bits);
+
+// Inverse of pack_uintx: the first `numel` codes of the packed stream, as a 1-D uint8 tensor.
+at::Tensor unpack_uintx(const at::Tensor& packed, int64_t bits, int64_t numel);
+
+}  // namespace lowbit::core

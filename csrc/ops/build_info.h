@@ -1,0 +1,16 @@
+// What this copy of lowbit was built with.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace lowbit {
+
+// The library version, e.g. "0.1.0".
+std::string version();
+
+// Build facts: "version", "cuda" ("ON"/"OFF"), "cuda_archs", "torch_version" (built against),
+// "torch_cuda_version".
+std::map<std::string, std::string> build_info();
+
+}  // namespace lowbit

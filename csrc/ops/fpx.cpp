@@ -1,0 +1,50 @@
+// Schemas, shape (Meta) kernels and C++ entry points of lowbit::fpx_encode / fpx_decode.
+#include <lowbit/ops/fpx.h>
+
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <lowbit/ops/dispatch.h>
+#include <lowbit/ops/fpx_checks.h>
+
+namespace lowbit::core {
+
+at::Tensor fpx_encode(const at::Tensor& x, int64_t ebits, int64_t mbits) {
+  static auto op = ops::find_op<at::Tensor(const at::Tensor&, int64_t, int64_t)>("lowbit::fpx_encode");
+  return op.call(x, ebits, mbits);
+}
+
+at::Tensor fpx_decode(const at::Tensor& codes, int64_t ebits, int64_t mbits, at::ScalarType dtype) {
+  static auto op =
+      ops::find_op<at::Tensor(const at::Tensor&, int64_t, int64_t, at::ScalarType)>("lowbit::fpx_decode");
+  return op.call(codes, ebits, mbits, dtype);
+}
+
+}  // namespace lowbit::core
+
+namespace lowbit::ops {
+namespace {
+
+at::Tensor fpx_encode_meta(const at::Tensor& x, int64_t ebits, int64_t mbits) {
+  check_fpx_encode_args(x, ebits, mbits);
+  return at::empty_symint(x.sym_sizes(), x.options().dtype(at::kByte));
+}
+
+at::Tensor fpx_decode_meta(const at::Tensor& codes, int64_t ebits, int64_t mbits, at::ScalarType dtype) {
+  check_fpx_decode_args(codes, ebits, mbits, dtype);
+  return at::empty_symint(codes.sym_sizes(), codes.options().dtype(dtype));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(lowbit, m) {
+  m.def("fpx_encode(Tensor x, int ebits, int mbits) -> Tensor");
+  m.def("fpx_decode(Tensor codes, int ebits, int mbits, ScalarType dtype=float) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(lowbit, Meta, m) {
+  m.impl("fpx_encode", &fpx_encode_meta);
+  m.impl("fpx_decode", &fpx_decode_meta);
+}
+
+}  // namespace lowbit::ops

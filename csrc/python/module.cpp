@@ -1,0 +1,16 @@
+// lowbit._C: the pybind11 module. It carries build information (and, as features land,
+// configs and enums); compute never goes through it: loading this module loads liblowbit,
+// whose static initializers register the lowbit:: ops with the dispatcher.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <lowbit/ops/build_info.h>
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lowbit C++ core (ops are reached as torch.ops.lowbit.*)";
+  m.def("version", &lowbit::version, "The lowbit library version.");
+  m.def("build_info", &lowbit::build_info,
+        "Build facts: version, cuda (ON/OFF), cuda_archs, torch_version, torch_cuda_version.");
+}

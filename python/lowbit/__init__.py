@@ -1,0 +1,34 @@
+"""lowbit: low-bit dtypes for PyTorch training and inference.
+
+The numerics live in C++ as dispatcher ops (``torch.ops.lowbit.*``); this package is a thin
+face over them. Importing it loads the ops.
+"""
+
+import os as _os
+
+import torch as _torch  # noqa: F401  (loads LibTorch before the extension)
+
+from . import _C
+from . import core
+
+__version__: str = _C.version()
+
+#: Prefix for CMake's find_package(lowbit): ``cmake -DCMAKE_PREFIX_PATH=$(python -c
+#: 'import lowbit; print(lowbit.cmake_prefix_path)')``, like ``torch.utils.cmake_prefix_path``.
+cmake_prefix_path: str = _os.path.dirname(_os.path.abspath(__file__))
+
+
+def build_info() -> dict:
+    """How this copy of lowbit was built: ``cuda`` (bool), ``cuda_archs`` (list of str),
+    ``torch_version`` and ``torch_cuda_version`` it was built against, and ``version``."""
+    info = _C.build_info()
+    return {
+        "version": info["version"],
+        "cuda": info["cuda"] == "ON",
+        "cuda_archs": [a for a in info["cuda_archs"].split(";") if a],
+        "torch_version": info["torch_version"],
+        "torch_cuda_version": info["torch_cuda_version"] or None,
+    }
+
+
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core"]

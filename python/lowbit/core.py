@@ -1,0 +1,108 @@
+"""The core numerics of lowbit: thin, documented wrappers over ``torch.ops.lowbit.*``.
+
+Each function here is one dispatcher op with a CPU reference kernel, a CUDA kernel and a
+Meta kernel (so it works under ``torch.compile``). C++ has the same names in ``lowbit::core``.
+"""
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+_ops = torch.ops.lowbit
+
+
+def cast_to_float8(
+    x: torch.Tensor,
+    dtype: torch.dtype = torch.float8_e4m3fn,
+    granularity: str = "tensor",
+    *,
+    power_of_2_scale: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Dynamically scaled cast to float8; returns ``(data, scale)`` with ``data.float() * scale ≈ x``.
+
+    ``dtype``: ``torch.float8_e4m3fn`` or ``torch.float8_e5m2``. ``granularity``: ``"tensor"``
+    (scale shape ``()``), ``"row"`` (``(..., rows, 1)``) or ``"column"`` (``(..., 1, cols)``).
+    ``scale = max(amax, 1e-12) / max_finite(dtype)``, rounded up to a power of 2 if asked.
+    Saturating; the amax and scale stay on the device (no host synchronization).
+    """
+    return _ops.cast_to_float8(x, dtype, granularity, power_of_2_scale)
+
+
+def fpx_encode(x: torch.Tensor, ebits: int, mbits: int) -> torch.Tensor:
+    """Encodes ``x`` as fpX_e{ebits}m{mbits} codes, one per ``uint8`` (round-to-nearest-even,
+    saturating, with subnormals; no inf/NaN codes). ``1 + ebits + mbits <= 8``; e4m3 and e5m2
+    are torch's own float8 dtypes and are rejected here."""
+    return _ops.fpx_encode(x, ebits, mbits)
+
+
+def fpx_decode(codes: torch.Tensor, ebits: int, mbits: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Decodes ``uint8`` fpX codes to ``dtype`` (float32, bfloat16 or float16)."""
+    return _ops.fpx_decode(codes, ebits, mbits, dtype)
+
+
+def choose_qparams_affine(
+    x: torch.Tensor,
+    block_size: Sequence[int],
+    qdtype: str,
+    mapping: str = "symmetric",
+    zero_point_domain: str = "int",
+    eps: Optional[float] = None,
+    scale_dtype: Optional[torch.dtype] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point for every block of ``x``.
+
+    ``block_size`` has one entry per dim of ``x`` (``x.shape`` for per-tensor, ``(1, K)`` per row,
+    ``(1, G)`` per group of G); ``qdtype`` is ``"int1"``..``"int8"`` or ``"uint1"``..``"uint8"``;
+    ``mapping`` ``"symmetric"`` or ``"asymmetric"``; ``zero_point_domain`` ``"int"`` or
+    ``"float"`` (asymmetric only). Both outputs have shape ``x.shape / block_size``.
+    """
+    return _ops.choose_qparams_affine(x, list(block_size), qdtype, mapping, zero_point_domain, eps, scale_dtype)
+
+
+def quantize_affine(
+    x: torch.Tensor,
+    block_size: Sequence[int],
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    qdtype: str,
+    zero_point_domain: str = "int",
+) -> torch.Tensor:
+    """Quantizes ``x`` to ``qdtype`` codes (``int8`` storage for intN, ``uint8`` for uintN)."""
+    return _ops.quantize_affine(x, list(block_size), scale, zero_point, qdtype, zero_point_domain)
+
+
+def dequantize_affine(
+    data: torch.Tensor,
+    block_size: Sequence[int],
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    qdtype: str,
+    zero_point_domain: str = "int",
+    output_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Maps ``qdtype`` codes back to real values of ``output_dtype``."""
+    return _ops.dequantize_affine(data, list(block_size), scale, zero_point, qdtype, zero_point_domain, output_dtype)
+
+
+def pack_uintx(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Packs ``uint8`` codes (each ``< 2**bits``, bits 1..8) in flat order into
+    ``ceil(numel * bits / 8)`` bytes, least significant bits first (int4: two per byte;
+    fp6: four per three bytes)."""
+    return _ops.pack_uintx(codes, bits)
+
+
+def unpack_uintx(packed: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
+    """Inverse of :func:`pack_uintx`: the first ``numel`` codes, as a 1-D ``uint8`` tensor."""
+    return _ops.unpack_uintx(packed, bits, numel)
+
+
+__all__ = [
+    "cast_to_float8",
+    "fpx_encode",
+    "fpx_decode",
+    "choose_qparams_affine",
+    "quantize_affine",
+    "dequantize_affine",
+    "pack_uintx",
+    "unpack_uintx",
+]
