@@ -8,4 +8,10 @@
 #include <lowbit/ops/bit_packing.h>
 #include <lowbit/ops/float8_cast.h>
 #include <lowbit/ops/fpx.h>
+#include <lowbit/ops/float8_linear.h>
+#include <lowbit/ops/scaled_mm.h>
+#include <lowbit/nn/convert.h>
 #include <lowbit/nn/linear.h>
+#include <lowbit/float8/config.h>
+#include <lowbit/float8/convert.h>
+#include <lowbit/float8/float8_linear_method.h>

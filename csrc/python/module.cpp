@@ -8,9 +8,14 @@
 
 namespace py = pybind11;
 
+namespace lowbit::python {
+void bind_float8(py::module_& m);
+}  // namespace lowbit::python
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "lowbit C++ core (ops are reached as torch.ops.lowbit.*)";
   m.def("version", &lowbit::version, "The lowbit library version.");
   m.def("build_info", &lowbit::build_info,
         "Build facts: version, cuda (ON/OFF), cuda_archs, torch_version, torch_cuda_version.");
+  lowbit::python::bind_float8(m);
 }

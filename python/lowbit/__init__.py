@@ -10,6 +10,7 @@ import torch as _torch  # noqa: F401  (loads LibTorch before the extension)
 
 from . import _C
 from . import core
+from . import float8
 
 __version__: str = _C.version()
 
@@ -31,4 +32,4 @@ def build_info() -> dict:
     }
 
 
-__all__ = ["__version__", "build_info", "cmake_prefix_path", "core"]
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8"]

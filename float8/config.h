@@ -1,0 +1,31 @@
+// Float8LinearConfig: how convert_to_float8_training makes a linear train in float8.
+#pragma once
+
+#include <string>
+
+#include <lowbit/ops/float8_linear.h>
+
+namespace lowbit::float8 {
+
+struct Float8LinearConfig {
+  Float8Recipe recipe = Float8Recipe::Tensorwise;
+  // fp8 rounding with float32 GEMMs: for CPUs and GPUs without fp8 tensor cores.
+  bool emulate = false;
+  // Also convert linears whose dims are not multiples of 16 (the GEMM pads them); by default
+  // the convert filter leaves those in high precision.
+  bool pad_inner_dim = false;
+  // Tensorwise: cast the weight to fp8 again in backward instead of keeping its fp8 copy.
+  bool force_recompute_fp8_weight_in_bwd = false;
+  // FSDP2: all-gather weights in fp8 (used by the distributed work; a no-op on one device).
+  bool enable_fsdp_float8_all_gather = false;
+  // Power-of-2 scales (exact scaling; the rowwise recipes default to it, as torchao does).
+  bool round_scales_to_power_of_2 = false;
+
+  // The named recipe's defaults: "tensorwise", "rowwise" or "rowwise_with_gw_hp".
+  static Float8LinearConfig from_recipe_name(const std::string& name);
+  // Throws if the options contradict each other.
+  void validate() const;
+  std::string to_string() const;
+};
+
+}  // namespace lowbit::float8
