@@ -96,7 +96,26 @@ def unpack_uintx(packed: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
     return _ops.unpack_uintx(packed, bits, numel)
 
 
+def scaled_mm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    out_dtype: Optional[torch.dtype] = None,
+    *,
+    use_fast_accum: bool = False,
+    emulate: bool = False,
+) -> torch.Tensor:
+    """fp8 x fp8 GEMM: ``(a @ b) * scale_a * scale_b (+ bias)`` accumulated in float32, returned as
+    ``out_dtype`` (bfloat16 by default). ``a`` (M, K), ``b`` (K, N) in float8_e4m3fn / e5m2;
+    scales one value each (tensorwise) or ``(M, 1)`` / ``(1, N)`` (row-wise). cuBLASLt on GPUs with
+    fp8 tensor cores; ``emulate=True`` dequantizes and multiplies in float32 on any device."""
+    return _ops.scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, emulate)
+
+
 __all__ = [
+    "scaled_mm",
     "cast_to_float8",
     "fpx_encode",
     "fpx_decode",
