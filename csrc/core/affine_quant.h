@@ -12,6 +12,8 @@
 //   zero point   "int" domain:   q = clamp(rint(x / scale) + zp, qmin, qmax), x' = (q - zp) * scale
 //   domain       "float" domain (tinygemm's int4 convention, asymmetric only; the range is the
 //                block's own [min, max]): zp is a float, mid = (qmin + qmax + 1) / 2,
+//                scale = (max - min) / (qmax - qmin), zp = min + scale * (mid - qmin) (so code
+//                qmin dequantizes to min, for signed types too),
 //                q = clamp(rint((x - (zp - scale * mid)) / scale), qmin, qmax),
 //                x' = (q - mid) * scale + zp
 // All arithmetic is float32; rint rounds half to even (as torch.round does).
@@ -84,7 +86,9 @@ LOWBIT_HD void affine_qparams_from_min_max(float mn, float mx, QuantRange r, boo
     *zero_point = fminf(fmaxf(zp, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));
   } else {
     *scale = fmaxf((mx - mn) / levels, eps);
-    *zero_point = mn + *scale * affine_mid_point(r);
+    // (mid - qmin), not mid: maps code qmin to mn. Same as tinygemm's mn + scale * mid for
+    // unsigned types (qmin = 0); with mid alone, signed types would lose their upper half.
+    *zero_point = mn + mul_rn(*scale, affine_mid_point(r) - static_cast<float>(r.qmin));
   }
 }
 
@@ -92,7 +96,7 @@ LOWBIT_HD int32_t affine_quantize_value(float x, float scale, float zero_point, 
                                         ZeroPointDomain domain) {
   float q = domain == ZeroPointDomain::Int
                 ? rintf(x / scale) + zero_point
-                : rintf((x - (zero_point - scale * affine_mid_point(r))) / scale);
+                : rintf((x - (zero_point - mul_rn(scale, affine_mid_point(r)))) / scale);
   q = fminf(fmaxf(q, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));  // NaN -> qmin
   return static_cast<int32_t>(q);
 }
@@ -101,7 +105,7 @@ LOWBIT_HD float affine_dequantize_value(int32_t q, float scale, float zero_point
                                         ZeroPointDomain domain) {
   return domain == ZeroPointDomain::Int
              ? (static_cast<float>(q) - zero_point) * scale
-             : (static_cast<float>(q) - affine_mid_point(r)) * scale + zero_point;
+             : mul_rn(static_cast<float>(q) - affine_mid_point(r), scale) + zero_point;
 }
 
 // Maps the linear index of an element of a contiguous tensor to the linear index of its block

@@ -81,8 +81,7 @@ at::Tensor dequantize_affine_cpu(const at::Tensor& data, at::IntArrayRef block_s
   ops::check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
   const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
   const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  TORCH_CHECK(data.scalar_type() == ops::affine_storage_dtype(range), "dequantize_affine: data for qdtype '", qdtype,
-              "' must be ", ops::affine_storage_dtype(range), ", got ", data.scalar_type());
+  ops::check_affine_data_dtype(data, range, qdtype);
   const core::BlockIndexer ix = core::make_block_indexer(data.sizes(), block_size);
 
   const at::Tensor q = data.contiguous().to(at::kInt);

@@ -71,7 +71,7 @@ at::Tensor dequantize_affine_meta(const at::Tensor& data, at::IntArrayRef block_
                                   c10::string_view zero_point_domain, at::ScalarType output_dtype) {
   check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
   core::parse_zero_point_domain(std::string(zero_point_domain));
-  core::parse_qdtype(std::string(qdtype));
+  check_affine_data_dtype(data, core::parse_qdtype(std::string(qdtype)), qdtype);
   return at::empty_symint(data.sym_sizes(), data.options().dtype(output_dtype));
 }
 

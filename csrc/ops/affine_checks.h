@@ -18,6 +18,9 @@ inline std::vector<c10::SymInt> affine_qparams_shape(c10::SymIntArrayRef sizes, 
   std::vector<c10::SymInt> shape;
   for (size_t d = 0; d < sizes.size(); ++d) {
     TORCH_CHECK(block_size[d] >= 1, "affine quantization: block_size entries must be >= 1, got ", block_size);
+    // Checked here too so the Meta kernels reject what the CPU / CUDA kernels reject.
+    TORCH_SYM_CHECK((sizes[d] % block_size[d]).sym_eq(0), "affine quantization: block_size ", block_size,
+                    " does not divide input shape ", sizes, " (dim ", d, ")");
     shape.push_back(sizes[d] / block_size[d]);
   }
   return shape;
@@ -49,6 +52,12 @@ inline void check_qparams(const at::Tensor& input, c10::IntArrayRef block_size, 
   TORCH_CHECK(scale.device() == input.device() && zero_point.device() == input.device(), op,
               ": input, scale and zero_point must be on one device, got ", input.device(), ", ", scale.device(), ", ",
               zero_point.device());
+}
+
+// dequantize_affine's codes must be stored in the qdtype's storage dtype (int8 / uint8).
+inline void check_affine_data_dtype(const at::Tensor& data, const core::QuantRange& r, c10::string_view qdtype) {
+  TORCH_CHECK(data.scalar_type() == affine_storage_dtype(r), "dequantize_affine: data for qdtype '", qdtype,
+              "' must be ", affine_storage_dtype(r), ", got ", data.scalar_type());
 }
 
 inline void check_domain_mapping(core::ZeroPointDomain domain, bool symmetric) {
