@@ -23,8 +23,9 @@ struct Matrix3d {
 
 Matrix3d as_matrix3d(const at::Tensor& x, Float8Granularity g) {
   if (g == Float8Granularity::Tensor) return {1, 1, x.numel()};
-  const int64_t rows = x.size(-2), cols = x.size(-1);
-  return {rows * cols == 0 ? 0 : x.numel() / (rows * cols), rows, cols};
+  int64_t batch = 1;  // the product of the leading dims (not numel / (rows*cols): rows or cols may be 0)
+  for (int64_t d = 0; d < x.dim() - 2; ++d) batch *= x.size(d);
+  return {batch, x.size(-2), x.size(-1)};
 }
 
 template <typename Fp8>
