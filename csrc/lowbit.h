@@ -15,3 +15,11 @@
 #include <lowbit/float8/config.h>
 #include <lowbit/float8/convert.h>
 #include <lowbit/float8/float8_linear_method.h>
+#include <lowbit/ops/quantized_linear.h>
+#include <lowbit/ops/fake_quantize.h>
+#include <lowbit/inference/config.h>
+#include <lowbit/inference/quantized_weight.h>
+#include <lowbit/inference/quantized_linear_method.h>
+#include <lowbit/inference/quantize.h>
+#include <lowbit/inference/serialization.h>
+#include <lowbit/qat/qat.h>

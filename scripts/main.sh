@@ -1,10 +1,32 @@
 #!/usr/bin/env bash
-# The main job (grows with the recipes): today, a demo of the core from both faces —
-# the C++ example built against the installed package, and the Python core ops.
+# The main job, at tiny scale on a CPU (a few minutes; run scripts/setup.sh first):
+#   1. the core from both faces (the C++ example against the installed package, the Python ops);
+#   2. pretrain a tiny Llama on fortunes in C++ (lowbit-train): float8 training (emulated on a
+#      CPU) with AdamW8bit, warm-up + cosine, checkpoints, validation perplexity;
+#   3. fine-tune it in Python (QAT when lowbit.qat is built in, else plain), quantize_ it to several
+#      formats and print the table (technique | perplexity | tokens/s | peak memory | model size),
+#      saved with the loss curves under outputs/finetune_tiny.
+# Overrides go to each stage through PRETRAIN_ARGS / FINETUNE_ARGS, e.g. on a GPU:
+#   PRETRAIN_ARGS="train.device=cuda float8.emulate=false" FINETUNE_ARGS="train.device=cuda" bash scripts/main.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+
+echo "== 1. the core from both faces =="
 prefix=$(cd /tmp && python3 -c 'import lowbit; print(lowbit.cmake_prefix_path)')
 cmake -S examples/cpp_linear -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build build/example >/dev/null
 ./build/example/cpp_linear_example
 python3 examples/core_demo.py
+
+echo "== 2. pretrain in C++: lowbit-train (float8 + AdamW8bit) =="
+"$prefix/bin/lowbit-train" --config recipes/configs/pretrain_tiny.yaml ${PRETRAIN_ARGS:-}
+
+mode=plain
+if python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lowbit.qat") is None)' 2>/dev/null; then
+  mode=qat
+fi
+echo "== 3. fine-tune ($mode) in Python, quantize_, compare =="
+python3 -m lowbit.recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \
+  finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=$mode ${FINETUNE_ARGS:-}
+echo "results: outputs/finetune_tiny/results.md, results.json, loss_curves.png"

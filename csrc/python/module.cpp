@@ -10,6 +10,8 @@ namespace py = pybind11;
 
 namespace lowbit::python {
 void bind_float8(py::module_& m);
+void bind_inference(py::module_& m);
+void bind_recipes(py::module_& m);
 }  // namespace lowbit::python
 
 PYBIND11_MODULE(_C, m) {
@@ -18,4 +20,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("build_info", &lowbit::build_info,
         "Build facts: version, cuda (ON/OFF), cuda_archs, torch_version, torch_cuda_version.");
   lowbit::python::bind_float8(m);
+  lowbit::python::bind_inference(m);
+  lowbit::python::bind_recipes(m);
 }

@@ -11,6 +11,10 @@ import torch as _torch  # noqa: F401  (loads LibTorch before the extension)
 from . import _C
 from . import core
 from . import float8
+from . import optim
+from . import inference
+from . import qat
+from .inference import load_quantized, quantize_, save_quantized
 
 __version__: str = _C.version()
 
@@ -32,4 +36,13 @@ def build_info() -> dict:
     }
 
 
-__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8"]
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "quantize_", "save_quantized", "load_quantized"]
+
+
+def __getattr__(name: str):
+    # lowbit.recipes (configs, Llama, training recipes) loads on first use, keeping `import lowbit` light.
+    if name == "recipes":
+        import importlib
+
+        return importlib.import_module(".recipes", __name__)
+    raise AttributeError(f"module 'lowbit' has no attribute {name!r}")

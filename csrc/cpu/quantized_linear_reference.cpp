@@ -1,0 +1,190 @@
+// Reference kernels of the quantized linear ops, built from lowbit's affine / fpx / float8 ops
+// and aten GEMMs. Registered at CompositeExplicitAutograd, so they are the CPU kernels and also
+// run on CUDA until a dedicated CUDA kernel is registered at the CUDA key (which takes precedence).
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_convert_weight_to_int4pack.h>
+#include <ATen/ops/_convert_weight_to_int4pack_for_cpu.h>
+#include <ATen/ops/_int_mm.h>
+#include <ATen/ops/_weight_int4pack_mm.h>
+#include <ATen/ops/_weight_int4pack_mm_for_cpu.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/matmul.h>
+#include <torch/library.h>
+
+#include <lowbit/ops/affine.h>
+#include <lowbit/ops/bit_packing.h>
+#include <lowbit/ops/float8_cast.h>
+#include <lowbit/ops/fpx.h>
+#include <lowbit/ops/quantized_linear_checks.h>
+#include <lowbit/ops/scaled_mm.h>
+
+namespace lowbit::ops {
+namespace {
+
+using OptTensor = std::optional<at::Tensor>;
+
+// (..., K) -> (M, K) and back to (..., N).
+at::Tensor flatten_rows(const at::Tensor& input) { return input.reshape({-1, input.size(-1)}); }
+
+at::Tensor unflatten_rows(const at::Tensor& out2d, const at::Tensor& input) {
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.back() = out2d.size(1);
+  return out2d.reshape(shape);
+}
+
+at::Tensor add_bias(at::Tensor y, const OptTensor& bias) {
+  return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
+}
+
+void check_concrete(const at::Tensor& input, const QLinearDims& d, const OptTensor& bias, const char* op) {
+  check_qlinear_input(input, d.k, op);
+  check_qlinear_bias(bias, d.n, op);
+}
+
+at::Tensor int8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
+                                       const OptTensor& bias) {
+  check_concrete(input, check_int8_weight(weight, scale, "int8_weight_only_linear"), bias, "int8_weight_only_linear");
+  // int8 -> input dtype is exact; the per-channel scale multiplies the GEMM's output columns.
+  at::Tensor y = at::linear(flatten_rows(input), weight.to(input.scalar_type()));
+  y = y.mul_(scale.reshape({1, -1}).to(y.scalar_type()));
+  return unflatten_rows(add_bias(y, bias), input);
+}
+
+// int8 x int8 -> int32. aten::_int_mm on CPUs and on CUDA where cuBLAS takes the shape
+// (M > 16, K and N multiples of 8); otherwise a float64 GEMM, which is exact for these sums
+// (|sum| <= K * 127 * 128 < 2^53), so both paths give the same int32 result.
+at::Tensor int8_gemm_int32(const at::Tensor& a, const at::Tensor& b_t) {
+  const bool cuda_ok = a.size(0) > 16 && a.size(1) % 8 == 0 && b_t.size(0) % 8 == 0;
+  if (!a.is_cuda() || cuda_ok) return at::_int_mm(a, b_t.t());
+  return at::matmul(a.to(at::kDouble), b_t.t().to(at::kDouble)).to(at::kInt);
+}
+
+at::Tensor int8_dynamic_activation_int8_linear_ref(const at::Tensor& input, const at::Tensor& weight,
+                                                   const at::Tensor& weight_scale, const OptTensor& bias) {
+  const char* op = "int8_dynamic_activation_int8_linear";
+  check_concrete(input, check_int8_weight(weight, weight_scale, op), bias, op);
+  const at::Tensor x = flatten_rows(input);
+  const int64_t k = x.size(1);
+  auto [x_scale, x_zp] = core::choose_qparams_affine(x, {1, k}, "int8", "symmetric");
+  const at::Tensor xq = core::quantize_affine(x, {1, k}, x_scale, x_zp, "int8");
+  const at::Tensor acc = int8_gemm_int32(xq, weight);
+  at::Tensor y = acc.to(at::kFloat).mul_(x_scale.reshape({-1, 1})).mul_(weight_scale.reshape({1, -1}));
+  if (bias.has_value()) y.add_(bias->to(at::kFloat));
+  return unflatten_rows(y.to(input.scalar_type()), input);
+}
+
+at::Tensor int4_pack_tinygemm_ref(const at::Tensor& codes, int64_t inner_k_tiles) {
+  TORCH_CHECK(codes.dim() == 2 && codes.scalar_type() == at::kByte, "int4_pack_tinygemm: codes must be uint8 (N, K), "
+              "got ", codes.scalar_type(), " of shape ", codes.sizes());
+  TORCH_CHECK(inner_k_tiles == 2 || inner_k_tiles == 4 || inner_k_tiles == 8,
+              "int4_pack_tinygemm: inner_k_tiles must be 2, 4 or 8, got ", inner_k_tiles);
+  TORCH_CHECK(codes.size(1) % (inner_k_tiles * 16) == 0 && codes.size(0) % 8 == 0, "int4_pack_tinygemm: needs N % 8 "
+              "== 0 and K % (inner_k_tiles * 16) == 0, got (N, K) = ", codes.sizes());
+  if (codes.is_cuda()) {
+    // tinygemm's CUDA packer takes two codes per byte, the even column in the high nibble.
+    const at::Tensor c = codes.to(at::kInt);
+    const at::Tensor even = c.slice(1, 0, c.size(1), 2);
+    const at::Tensor odd = c.slice(1, 1, c.size(1), 2);
+    return at::_convert_weight_to_int4pack(even.bitwise_left_shift(4).bitwise_or(odd).to(at::kByte).contiguous(),
+                                           inner_k_tiles);
+  }
+  return at::_convert_weight_to_int4pack_for_cpu(codes.to(at::kInt).contiguous(), inner_k_tiles);
+}
+
+at::Tensor int4_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& sz,
+                                       int64_t group_size, const OptTensor& bias) {
+  const char* op = "int4_weight_only_linear";
+  check_concrete(input, check_int4_tinygemm(packed, sz, group_size, op), bias, op);
+  const at::Tensor x = flatten_rows(input).to(sz.scalar_type()).contiguous();
+  at::Tensor y = input.is_cuda() ? at::_weight_int4pack_mm(x, packed, group_size, sz)
+                                 : at::_weight_int4pack_mm_for_cpu(x, packed, group_size, sz);
+  return unflatten_rows(add_bias(y, bias).to(input.scalar_type()), input);
+}
+
+// Codes (N, K) of a row-packed weight (N, K * bits / 8).
+at::Tensor unpack_rows(const at::Tensor& packed, int64_t bits, int64_t n, int64_t k) {
+  return core::unpack_uintx(packed.reshape({-1}), bits, n * k).reshape({n, k});
+}
+
+at::Tensor dequantize_groupwise(const at::Tensor& packed, const at::Tensor& scale, const at::Tensor& zero_point,
+                                int64_t bits, int64_t group_size, at::ScalarType dtype) {
+  const int64_t n = packed.size(0), k = packed.size(1) * 8 / bits;
+  return core::dequantize_affine(unpack_rows(packed, bits, n, k), {1, group_size}, scale, zero_point,
+                                 "uint" + std::to_string(bits), "int", dtype);
+}
+
+at::Tensor int8_dynamic_activation_int4_linear_ref(const at::Tensor& input, const at::Tensor& packed,
+                                                   const at::Tensor& scale, const at::Tensor& zero_point,
+                                                   int64_t group_size, const OptTensor& bias) {
+  const char* op = "int8_dynamic_activation_int4_linear";
+  check_concrete(input, check_packed_groupwise(packed, scale, zero_point, 4, group_size, op), bias, op);
+  // Per-token asymmetric int8 activations, fake-quantized in float32 (as QAT's forward does).
+  const at::Tensor x = flatten_rows(input).to(at::kFloat);
+  const int64_t k = x.size(1);
+  auto [xs, xzp] = core::choose_qparams_affine(x, {1, k}, "int8", "asymmetric");
+  const at::Tensor xq = core::quantize_affine(x, {1, k}, xs, xzp, "int8");
+  const at::Tensor x_fq = core::dequantize_affine(xq, {1, k}, xs, xzp, "int8");
+  const at::Tensor w = dequantize_groupwise(packed, scale, zero_point, 4, group_size, at::kFloat);
+  at::Tensor y = add_bias(at::linear(x_fq, w), bias);
+  return unflatten_rows(y.to(input.scalar_type()), input);
+}
+
+at::Tensor uintx_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,
+                                        const at::Tensor& zero_point, int64_t bits, int64_t group_size,
+                                        const OptTensor& bias) {
+  const char* op = "uintx_weight_only_linear";
+  check_concrete(input, check_packed_groupwise(packed, scale, zero_point, bits, group_size, op), bias, op);
+  const at::Tensor w = dequantize_groupwise(packed, scale, zero_point, bits, group_size, input.scalar_type());
+  return unflatten_rows(add_bias(at::linear(flatten_rows(input), w), bias), input);
+}
+
+at::Tensor fpx_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,
+                                      int64_t ebits, int64_t mbits, const OptTensor& bias) {
+  const char* op = "fpx_weight_only_linear";
+  const QLinearDims d = check_fpx_weight(packed, scale, ebits, mbits, op);
+  check_concrete(input, d, bias, op);
+  const int64_t n = packed.size(0), k = d.k.expect_int();
+  const at::Tensor codes = unpack_rows(packed, 1 + ebits + mbits, n, k);
+  const at::Tensor w =
+      core::fpx_decode(codes, ebits, mbits, at::kFloat).mul_(scale.reshape({-1, 1})).to(input.scalar_type());
+  return unflatten_rows(add_bias(at::linear(flatten_rows(input), w), bias), input);
+}
+
+at::Tensor float8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
+                                         const OptTensor& bias) {
+  const char* op = "float8_weight_only_linear";
+  check_concrete(input, check_float8_weight(weight, scale, false, op), bias, op);
+  const at::Tensor w = weight.to(at::kFloat).mul_(scale).to(input.scalar_type());
+  return unflatten_rows(add_bias(at::linear(flatten_rows(input), w), bias), input);
+}
+
+at::Tensor float8_dynamic_activation_linear_ref(const at::Tensor& input, const at::Tensor& weight,
+                                                const at::Tensor& weight_scale, c10::string_view granularity,
+                                                const OptTensor& bias) {
+  const char* op = "float8_dynamic_activation_linear";
+  TORCH_CHECK(granularity == "tensor" || granularity == "row", op, ": granularity must be 'tensor' or 'row', got '",
+              granularity, "'");
+  check_concrete(input, check_float8_weight(weight, weight_scale, true, op), bias, op);
+  auto [xq, x_scale] = core::cast_to_float8(flatten_rows(input), at::kFloat8_e4m3fn, std::string(granularity));
+  const at::Tensor w_scale = weight_scale.numel() == 1 ? weight_scale.reshape({}) : weight_scale.reshape({1, -1});
+  // fp8 tensor cores on CUDA (lowbit::scaled_mm checks the GPU); float32 emulation elsewhere.
+  const at::Tensor y = core::scaled_mm(xq, weight.t(), x_scale, w_scale, std::nullopt, input.scalar_type(),
+                                       /*use_fast_accum=*/false, /*emulate=*/!input.is_cuda());
+  return unflatten_rows(add_bias(y, bias), input);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) {
+  m.impl("int8_weight_only_linear", &int8_weight_only_linear_ref);
+  m.impl("int8_dynamic_activation_int8_linear", &int8_dynamic_activation_int8_linear_ref);
+  m.impl("int4_pack_tinygemm", &int4_pack_tinygemm_ref);
+  m.impl("int4_weight_only_linear", &int4_weight_only_linear_ref);
+  m.impl("int8_dynamic_activation_int4_linear", &int8_dynamic_activation_int4_linear_ref);
+  m.impl("uintx_weight_only_linear", &uintx_weight_only_linear_ref);
+  m.impl("fpx_weight_only_linear", &fpx_weight_only_linear_ref);
+  m.impl("float8_weight_only_linear", &float8_weight_only_linear_ref);
+  m.impl("float8_dynamic_activation_linear", &float8_dynamic_activation_linear_ref);
+}
+
+}  // namespace lowbit::ops

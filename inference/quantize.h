@@ -1,0 +1,36 @@
+// quantize_: post-training quantization of the lowbit::nn::Linear layers of a model.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <lowbit/inference/config.h>
+#include <lowbit/nn/convert.h>
+
+namespace lowbit::inference {
+
+struct QuantizeOptions {
+  // Selects layers by (qualified name, layer); all when empty.
+  nn::LinearFilter filter = nullptr;
+  // Qualified-name prefixes left in high precision (diffusers' modules_to_not_convert): "blocks.0"
+  // skips "blocks.0" and everything under it.
+  std::vector<std::string> modules_to_not_convert;
+  // Quantize each weight on this device (moved there one at a time, keeping peak memory low); the
+  // packed weight and the layer's bias then live there. Default: where each weight already is.
+  std::optional<c10::Device> device;
+};
+
+// Installs a QuantizedLinearMethod (packed weight of `config`) on every selected lowbit::nn::Linear.
+// Layers whose shapes the format cannot take are skipped with the reason in the summary; plain
+// torch::nn::Linear modules are reported as skipped. All-or-nothing: every weight is quantized
+// before any method is installed, so an error leaves the model as it was.
+nn::ConvertSummary quantize_(torch::nn::Module& model, const QuantizeConfig& config, const QuantizeOptions& options = {});
+
+// The same with a shorthand ("int4wo", "int8dq", "float8dq_e4m3_row", ...), parsed by
+// parse_quantize_config; an unknown name is an error listing the valid ones.
+nn::ConvertSummary quantize_(torch::nn::Module& model, const std::string& shorthand, const QuantizeOptions& options = {});
+
+}  // namespace lowbit::inference

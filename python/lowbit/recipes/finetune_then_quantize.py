@@ -1,0 +1,213 @@
+"""Fine-tune a pretrained Llama (plain or QAT), then quantize it with each of a list of configs
+and compare: validation perplexity, greedy-generation tokens/s, peak memory and model size.
+
+    python -m lowbit.recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \\
+        finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=plain
+
+The checkpoint is a ``model.safetensors`` folder from ``lowbit-train`` or ``pretrain_llama`` (the
+same format). Outputs under ``train.output_dir``: config.yaml, results.md and results.json (the
+table: technique | perplexity | tokens/s | peak memory | model size), loss_curves.png (pretraining
+loss when the checkpoint's metrics.jsonl is beside it, and the fine-tuning loss).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import lowbit
+
+from . import dump_config, load_config, parse_command_line
+from .data import encode_bytes, load_fortunes, split_fortunes, train_batch, val_batches
+from .llama import Llama, LlamaConfig
+from .plot import save_line_chart
+from .training import Progress, evaluate, load_model_weights, lr_at, make_optimizer, memory_text, process_memory
+
+
+def model_size_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the parameters and persistent buffers, quantized weights at their packed size."""
+    total = 0
+    for t in list(model.parameters()) + [b for n, b in model.named_buffers() if "rope_" not in n]:
+        nbytes = getattr(t, "nbytes_quantized", None)
+        total += nbytes() if callable(nbytes) else t.numel() * t.element_size()
+    return total
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: "5" resets the peak resident set size (VmHWM) of this process
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def _peak(device: torch.device) -> int:
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else process_memory()[1]
+
+
+@torch.no_grad()
+def greedy_generate(model: torch.nn.Module, prompt: list[int], new_tokens: int, max_seq_len: int, device):
+    """Greedy decoding (no KV cache: each step runs the whole window). Returns (tokens, tokens/s)."""
+    tokens = torch.tensor([prompt], dtype=torch.int64, device=device)
+    start = time.perf_counter()
+    for _ in range(new_tokens):
+        logits = model(tokens[:, -max_seq_len:])
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return tokens[0].tolist(), new_tokens / (time.perf_counter() - start)
+
+
+def _qat_module():
+    if importlib.util.find_spec("lowbit.qat") is None:
+        raise RuntimeError("finetune.mode=qat needs lowbit.qat, which this build of lowbit does not have; "
+                           "use finetune.mode=plain")
+    return importlib.import_module("lowbit.qat")
+
+
+def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list[tuple[int, float]]:
+    """Fine-tunes in place for ``train.steps`` (QAT: fake-quantized linears, converted back to
+    plain weights afterwards, ready for quantize_). Returns the (step, loss) curve."""
+    t, d, ft = cfg["train"], cfg["data"], cfg["finetune"]
+    qat = None
+    if ft["mode"] == "qat":
+        qat = _qat_module()
+        qat.prepare(model, ft["qat_scheme"])
+    elif ft["mode"] != "plain":
+        raise ValueError(f"config key 'finetune.mode': {ft['mode']!r}; choices: plain, qat")
+    optimizer = make_optimizer(cfg["optim"], model.parameters())
+    progress, curve = Progress(t["steps"], device, quiet), []
+    model.train()
+    for step in range(t["steps"]):
+        lr = lr_at(step, cfg["optim"]["lr"], t["warmup_steps"], t["steps"], t["min_lr_ratio"])
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        x, y = train_batch(train_tokens, d["batch_size"], d["seq_len"], t["seed"] + 1_000_000, step)
+        loss = F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        if t["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+        optimizer.step()
+        progress.add_tokens(d["batch_size"] * d["seq_len"])
+        if (step + 1) % t["log_every"] == 0 or step + 1 == t["steps"]:
+            curve.append((step + 1, loss.item()))
+            progress.update(step + 1, curve[-1][1], lr)
+    progress.finish()
+    if qat is not None:
+        qat.convert(model)
+    model.eval()
+    return curve
+
+
+def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
+    """One row per ``quantize.configs`` entry ("none": the fine-tuned float model)."""
+    q = cfg["quantize"]
+    prompt = encode_bytes(q["prompt"])
+    rows = []
+    for name in q["configs"]:
+        candidate = copy.deepcopy(model)
+        if name != "none":
+            lowbit.quantize_(candidate, name)
+        candidate.eval()
+        _reset_peak(device)
+        val_loss = evaluate(candidate, val, device)
+        _, tok_s = greedy_generate(candidate, prompt, q["generate_tokens"], model.config.max_seq_len, device)
+        rows.append({"technique": name if name != "none" else "float32 (not quantized)",
+                     "perplexity": math.exp(val_loss), "tokens_per_s": tok_s,
+                     "peak_memory_mib": _peak(device) / 2**20, "model_size_mib": model_size_bytes(candidate) / 2**20})
+        if not quiet:
+            r = rows[-1]
+            print(f"{r['technique']}: perplexity {r['perplexity']:.3f}, {r['tokens_per_s']:.1f} tok/s, "
+                  f"peak {r['peak_memory_mib']:.0f} MiB, size {r['model_size_mib']:.3f} MiB", flush=True)
+        del candidate
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """technique | perplexity | tokens/s | peak memory | model size."""
+    lines = ["| technique | perplexity | tokens/s | peak memory (MiB) | model size (MiB) |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['technique']} | {r['perplexity']:.3f} | {r['tokens_per_s']:.1f} | "
+                     f"{r['peak_memory_mib']:.0f} | {r['model_size_mib']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pretrain_curve(checkpoint: str) -> list[tuple[int, float]]:
+    path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(r["step"], r["loss"]) for r in records if "loss" in r]
+
+
+def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
+    """The whole recipe on a resolved config; returns {"rows": [...], "finetune_curve": [...]}."""
+    t, d, ft = cfg["train"], cfg["data"], cfg["finetune"]
+    device = torch.device(t["device"])
+    out = t["output_dir"]
+    os.makedirs(out, exist_ok=True)
+    if config_text:
+        with open(os.path.join(out, "config.yaml"), "w") as f:
+            f.write(config_text)
+        if not quiet:
+            print("# resolved config\n" + config_text, end="", flush=True)
+    train_tokens, val_tokens = split_fortunes(load_fortunes(d["fortunes_dir"]), d["val_every"])
+    val = val_batches(val_tokens, d["batch_size"], d["seq_len"], t["eval_batches"])
+
+    model = Llama(LlamaConfig.from_dict(cfg["model"]))
+    step = load_model_weights(os.path.join(ft["checkpoint"], "model.safetensors"), model)
+    model.to(device)
+    if not quiet:
+        print(f"# loaded {ft['checkpoint']} (step {step}); pretrained perplexity "
+              f"{math.exp(evaluate(model, val, device)):.3f}", flush=True)
+    curve = finetune(cfg, model, train_tokens, device, quiet) if t["steps"] > 0 else []
+    rows = compare_quantizations(cfg, model, val, device, quiet)
+
+    table = markdown_table(rows)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"finetune_mode": ft["mode"], "device": str(device), "rows": rows}, f, indent=2)
+    series = {}
+    pre = _pretrain_curve(ft["checkpoint"])
+    if pre:
+        series["pretrain"] = pre
+    if curve:
+        offset = pre[-1][0] if pre else 0
+        series[f"finetune ({ft['mode']})"] = [(offset + s, l) for s, l in curve]
+    if series:
+        legend = save_line_chart(os.path.join(out, "loss_curves.png"), series)
+        if not quiet:
+            print("# loss_curves.png: " + ", ".join(f"{n} = rgb{c}" for n, c in legend))
+    if not quiet:
+        print("\n" + table, end="")
+    return {"rows": rows, "finetune_curve": curve}
+
+
+def main(argv=None) -> int:
+    path, overrides = parse_command_line(argv, default_config="finetune_quantize_tiny")
+    try:
+        cfg = load_config(path, overrides)
+    except ValueError as e:
+        print(f"finetune_then_quantize: {e}", file=sys.stderr)
+        return 2
+    run(cfg, dump_config(path, overrides))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

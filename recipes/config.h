@@ -1,0 +1,81 @@
+// Recipe configs: YAML files composed Hydra-style, plus `key.sub=value` command-line overrides.
+//
+//   # recipes/configs/pretrain_tiny.yaml
+//   defaults: [model/tiny, optim/adamw8bit]   # composed in order, relative to this file
+//   train: {steps: 200}                       # the file's own keys come last and win
+//
+// Rules (the same for the C++ recipes and, through lowbit._C, the Python ones):
+//  - `defaults:` entries are paths relative to the file (".yaml" optional), loaded recursively;
+//    later entries and finally the file's own keys override earlier ones, maps merge key by key.
+//  - The files listed in `defaults:` define the keys. A file's own keys may add keys only when it
+//    has no defaults; otherwise a key that no default defines is an error naming file:line.
+//  - An override (from a later file or the command line) must keep the value's type: int, float
+//    (an int literal is accepted), bool, string, list (element types checked too), or map.
+//    A null value accepts anything. Errors name the key and, for files, file:line.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lowbit::recipes {
+
+// Every config mistake: the message names the key and, where it came from a file, file:line.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The type of a scalar or node, as the type checks see it.
+enum class ValueKind { Null, Bool, Int, Float, String, List, Map };
+const char* value_kind_name(ValueKind kind);
+// Infers the kind of a YAML node (plain scalars: true/false -> Bool, integers -> Int, ...).
+ValueKind value_kind(const YAML::Node& node);
+
+// A resolved config: a YAML map tree plus where each leaf was last set ("file:line" or
+// "command line"), with typed getters that name the key in their errors.
+class Config {
+ public:
+  Config() = default;
+  Config(YAML::Node root, std::map<std::string, std::string> origins);
+
+  const YAML::Node& root() const { return root_; }
+  // "file:line" or "command line" for a dotted key; empty when unknown.
+  std::string origin(const std::string& key) const;
+
+  bool has(const std::string& key) const;
+  // The node at a dotted key; a ConfigError naming the key if it is missing.
+  YAML::Node node(const std::string& key) const;
+  int64_t get_int(const std::string& key) const;
+  double get_float(const std::string& key) const;  // accepts int values
+  bool get_bool(const std::string& key) const;
+  std::string get_string(const std::string& key) const;
+  std::vector<int64_t> get_int_list(const std::string& key) const;
+  std::vector<std::string> get_string_list(const std::string& key) const;
+
+  // Applies one `key.sub=value` override with the type rules above.
+  void apply_override(const std::string& assignment);
+  // The resolved config as YAML text (printed at start, saved beside the outputs).
+  std::string dump() const;
+
+ private:
+  YAML::Node root_;
+  std::map<std::string, std::string> origins_;
+};
+
+// Loads `path`, composes its defaults recursively and applies `overrides` ("key.sub=value").
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// A recipe's command line: `--config PATH` (or `--config=PATH`) and `key.sub=value` arguments.
+struct CommandLine {
+  std::string config_path;
+  std::vector<std::string> overrides;
+};
+// Parses argv[1..]; `--help` / unknown flags are ConfigErrors with the usage line.
+CommandLine parse_command_line(int argc, const char* const* argv, const std::string& default_config = "");
+
+}  // namespace lowbit::recipes

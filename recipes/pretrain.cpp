@@ -1,0 +1,212 @@
+// The pretraining recipe. See pretrain.h.
+#include <lowbit/recipes/pretrain.h>
+
+#include <lowbit/float8/convert.h>
+#include <lowbit/io/safetensors.h>
+#include <lowbit/optim/adamw_lowbit.h>
+#include <lowbit/optim/state_file.h>
+#include <lowbit/recipes/data.h>
+#include <lowbit/recipes/progress.h>
+#include <lowbit/recipes/remove_tree.h>
+
+#include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/stack.h>
+#include <c10/util/Exception.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace lowbit::recipes {
+namespace fs = std::filesystem;
+
+double lr_at(int64_t step, double lr, int64_t warmup_steps, int64_t total_steps, double min_lr_ratio) {
+  if (step < warmup_steps) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  const double span = std::max<int64_t>(1, total_steps - warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
+  return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * cosine);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& c, std::vector<at::Tensor> params) {
+  const std::string name = c.get_string("optim.name");
+  const double lr = c.get_float("optim.lr"), eps = c.get_float("optim.eps"), wd = c.get_float("optim.weight_decay");
+  const YAML::Node betas_node = c.node("optim.betas");
+  TORCH_CHECK(betas_node.IsSequence() && betas_node.size() == 2, "config key 'optim.betas': expected [beta1, beta2]");
+  const auto betas = std::make_tuple(betas_node[0].as<double>(), betas_node[1].as<double>());
+  if (name == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(lr).betas(betas).eps(eps).weight_decay(wd));
+  }
+  if (name == "adamw8bit" || name == "adamw4bit") {
+    optim::AdamWLowBitOptions options =
+        name == "adamw8bit" ? optim::AdamWLowBitOptions(optim::AdamW8bitOptions(lr)) : optim::AdamW4bitOptions(lr);
+    options.betas(betas).eps(eps).weight_decay(wd);
+    if (name == "adamw8bit") return std::make_unique<optim::AdamW8bit>(params, options);
+    return std::make_unique<optim::AdamW4bit>(params, options);
+  }
+  TORCH_CHECK(false, "config key 'optim.name': unknown optimizer '", name, "'; choices: adamw, adamw8bit, adamw4bit");
+}
+
+namespace {
+
+std::map<std::string, at::Tensor> named_weights(Llama& model) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& item : model->named_parameters()) {
+    if (item.value().defined()) out[item.key()] = item.value().detach();
+  }
+  return out;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, Llama& model, torch::optim::Optimizer& optimizer, int64_t step) {
+  const fs::path final_dir(dir);
+  const fs::path tmp = final_dir.string() + ".tmp";
+  remove_tree(tmp.string());
+  fs::create_directories(tmp);
+  io::save_safetensors((tmp / "model.safetensors").string(), named_weights(model),
+                       {{"format", "lowbit.recipes.llama/1"}, {"step", std::to_string(step)}});
+  if (auto* lowbit_opt = dynamic_cast<optim::AdamWLowBit*>(&optimizer)) {
+    optim::save_state(*lowbit_opt, (tmp / "optimizer.safetensors").string());
+  } else {
+    torch::save(optimizer, (tmp / "optimizer.pt").string());
+  }
+  remove_tree(final_dir.string());
+  fs::rename(tmp, final_dir);
+}
+
+void load_model_weights(const std::string& path, Llama& model) {
+  const io::SafetensorsContents contents = io::load_safetensors(path);
+  auto params = named_weights(model);
+  for (const auto& [name, p] : params) {
+    auto it = contents.tensors.find(name);
+    TORCH_CHECK(it != contents.tensors.end(), "checkpoint ", path, " has no tensor '", name, "'");
+    TORCH_CHECK(it->second.sizes() == p.sizes(), "checkpoint ", path, ": '", name, "' has shape ", it->second.sizes(),
+                ", the model expects ", p.sizes());
+  }
+  TORCH_CHECK(contents.tensors.size() == params.size(), "checkpoint ", path, " has ", contents.tensors.size(),
+              " tensors, the model ", params.size(), " parameters (a different model config?)");
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : params) p.copy_(contents.tensors.at(name));
+}
+
+int64_t load_checkpoint(const std::string& dir, Llama& model, torch::optim::Optimizer& optimizer) {
+  const std::string model_path = (fs::path(dir) / "model.safetensors").string();
+  load_model_weights(model_path, model);
+  const auto metadata = io::load_safetensors(model_path).metadata;
+  auto step = metadata.find("step");
+  TORCH_CHECK(step != metadata.end(), "checkpoint ", model_path, " has no 'step' in its metadata");
+  if (auto* lowbit_opt = dynamic_cast<optim::AdamWLowBit*>(&optimizer)) {
+    optim::load_state(*lowbit_opt, (fs::path(dir) / "optimizer.safetensors").string());
+  } else {
+    const fs::path path = fs::path(dir) / "optimizer.pt";
+    TORCH_CHECK(fs::exists(path), "checkpoint ", dir, " has no optimizer.pt (was it saved with another optim.name?)");
+    torch::load(optimizer, path.string());
+  }
+  return std::stoll(step->second);
+}
+
+double evaluate(Llama& model, const std::vector<std::pair<at::Tensor, at::Tensor>>& batches) {
+  torch::NoGradGuard no_grad;
+  const auto device = model->output->weight.device();
+  std::vector<at::Tensor> losses;
+  for (const auto& [x, y] : batches) {
+    const at::Tensor logits = model->forward(x.to(device));
+    losses.push_back(at::cross_entropy_loss(logits.flatten(0, 1), y.to(device).flatten()));
+  }
+  return at::stack(losses).mean().item<double>();
+}
+
+PretrainResult pretrain(const Config& c, bool quiet) {
+  const int64_t steps = c.get_int("train.steps"), seed = c.get_int("train.seed");
+  const int64_t stop_at = c.get_int("train.stop_at");
+  const std::string out_dir = c.get_string("train.output_dir");
+  const at::Device device(c.get_string("train.device"));
+  const int64_t batch_size = c.get_int("data.batch_size"), seq_len = c.get_int("data.seq_len");
+  const double lr = c.get_float("optim.lr"), grad_clip = c.get_float("train.grad_clip");
+  const int64_t warmup = c.get_int("train.warmup_steps"), log_every = c.get_int("train.log_every");
+  const int64_t eval_every = c.get_int("train.eval_every"), ckpt_every = c.get_int("train.checkpoint_every");
+  const double min_lr_ratio = c.get_float("train.min_lr_ratio");
+  c.get_bool("train.compile");  // Python face only; read so that its type is still checked
+
+  fs::create_directories(out_dir);
+  std::ofstream(fs::path(out_dir) / "config.yaml") << c.dump();
+  if (!quiet) std::cout << "# resolved config\n" << c.dump() << std::flush;
+
+  const TextSplit split = split_fortunes(load_fortunes(c.get_string("data.fortunes_dir")), c.get_int("data.val_every"));
+  const auto val = val_batches(split.val, batch_size, seq_len, c.get_int("train.eval_batches"));
+
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  Llama model(LlamaConfig::from_config(c));
+  model->to(device);
+  if (c.get_bool("float8.enabled")) {
+    float8::Float8LinearConfig f8 = float8::Float8LinearConfig::from_recipe_name(c.get_string("float8.recipe"));
+    f8.emulate = c.get_bool("float8.emulate");
+    const auto summary = float8::convert_to_float8_training(*model, f8);
+    if (!quiet) std::cout << "# float8: " << summary.converted.size() << " linears converted\n";
+  } else {
+    c.get_string("float8.recipe");
+    c.get_bool("float8.emulate");
+  }
+  auto optimizer = make_optimizer(c, model->parameters());
+
+  PretrainResult result;
+  result.checkpoint_dir = (fs::path(out_dir) / "checkpoint").string();
+  int64_t step = 0;
+  if (c.get_bool("train.resume") && fs::exists(fs::path(result.checkpoint_dir) / "model.safetensors")) {
+    step = load_checkpoint(result.checkpoint_dir, model, *optimizer);
+    if (!quiet) std::cout << "# resumed from " << result.checkpoint_dir << " at step " << step << "\n";
+  }
+  result.first_step = step;
+  std::ofstream metrics(fs::path(out_dir) / "metrics.jsonl", step > 0 ? std::ios::app : std::ios::trunc);
+  metrics << std::setprecision(10);
+  Progress progress(steps, quiet);
+  const int64_t last = stop_at > 0 ? std::min(stop_at, steps) : steps;
+  std::vector<at::Tensor> losses;
+  model->train();
+  for (; step < last; ++step) {
+    const double step_lr = lr_at(step, lr, warmup, steps, min_lr_ratio);
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(step_lr);
+    auto [x, y] = train_batch(split.train, batch_size, seq_len, seed, step);
+    const at::Tensor logits = model->forward(x.to(device));
+    const at::Tensor loss = at::cross_entropy_loss(logits.flatten(0, 1), y.to(device).flatten());
+    optimizer->zero_grad();
+    loss.backward();
+    if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), grad_clip);
+    optimizer->step();
+    losses.push_back(loss.detach());
+    progress.add_tokens(batch_size * seq_len);
+    if ((step + 1) % log_every == 0 || step + 1 == last) {
+      const double value = loss.item<double>();
+      progress.update(step + 1, value, step_lr);
+      metrics << "{\"step\": " << step + 1 << ", \"loss\": " << value << ", \"lr\": " << step_lr << "}\n";
+    }
+    if ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == last) {
+      model->eval();
+      result.val_loss = evaluate(model, val);
+      model->train();
+      progress.message("step " + std::to_string(step + 1) + ": val loss " + std::to_string(result.val_loss) +
+                       ", perplexity " + std::to_string(std::exp(result.val_loss)));
+      metrics << "{\"step\": " << step + 1 << ", \"val_loss\": " << result.val_loss
+              << ", \"val_perplexity\": " << std::exp(result.val_loss) << "}\n";
+    }
+    if ((ckpt_every > 0 && (step + 1) % ckpt_every == 0) || step + 1 == last) {
+      save_checkpoint(result.checkpoint_dir, model, *optimizer, step + 1);
+    }
+    metrics.flush();
+  }
+  progress.finish();
+  for (const auto& l : losses) result.losses.push_back(l.item<double>());
+  return result;
+}
+
+}  // namespace lowbit::recipes

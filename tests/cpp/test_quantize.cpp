@@ -1,0 +1,286 @@
+// lowbit::inference::quantize_ through the C++ API: every config and shorthand on a bf16
+// two-layer MLP of lowbit::nn::Linear (output SQNR floors, exact packed bytes), layer
+// selection, skips and errors. The SQNR floors are the Python suite's (tests/python/test_quantize.py
+// explains them): int8 32 dB, int4 14, int8 x int4 14, float8 e4m3 22 / e5m2 19, fpX_eAmB 6 dB per
+// mantissa bit (-1 for A = 1; 6 for m = 0, -3 for fp2_e1m0), uintB 6 dB per bit - 10.
+#include <gtest/gtest.h>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/utils.h>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/equal.h>
+#include <ATen/ops/gelu.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/randn.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <lowbit/inference/quantize.h>
+#include <lowbit/inference/quantized_linear_method.h>
+
+namespace {
+
+using namespace lowbit;
+using inference::QuantKind;
+using inference::QuantizeConfig;
+
+constexpr int64_t K = 256, H = 512;
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl() {
+    torch::manual_seed(0);
+    fc1 = register_module("fc1", nn::Linear(K, H));
+    fc2 = register_module("fc2", nn::Linear(H, K));
+    torch::NoGradGuard no_grad;
+    for (auto* lin : {fc1.get(), fc2.get()}) {
+      lin->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(lin->options.in_features())));
+    }
+    to(at::kBFloat16);
+  }
+  at::Tensor forward(const at::Tensor& x) { return fc2->forward(at::gelu(fc1->forward(x))); }
+  nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+double sqnr(const at::Tensor& ref, const at::Tensor& x) {
+  const at::Tensor r = ref.to(at::kFloat), d = r - x.to(at::kFloat);
+  return 10.0 * std::log10(r.pow(2).mean().item<double>() / std::max(d.pow(2).mean().item<double>(), 1e-30));
+}
+
+double sqnr_floor(const QuantizeConfig& c) {
+  switch (c.kind) {
+    case QuantKind::Int8WeightOnly:
+    case QuantKind::Int8DynamicInt8: return 32.0;
+    case QuantKind::Int4WeightOnly:
+    case QuantKind::Int8DynamicInt4: return c.group_size > 128 ? 12.0 : 14.0;
+    case QuantKind::Float8WeightOnly: return c.float8_dtype == at::kFloat8_e5m2 ? 19.0 : 22.0;
+    case QuantKind::Float8DynamicFloat8: return 22.0;
+    case QuantKind::FpxWeightOnly:
+      if (c.mbits == 0) return c.ebits == 1 ? -3.0 : 6.0;
+      return 6.0 * c.mbits - (c.ebits == 1 ? 1.0 : 0.0);
+    case QuantKind::UIntxWeightOnly: return 6.0 * c.bits - (c.group_size > 64 ? 13.0 : 10.0);
+  }
+  return 1e9;
+}
+
+int64_t expected_bytes(const QuantizeConfig& c, int64_t n, int64_t k) {
+  switch (c.kind) {
+    case QuantKind::Int8WeightOnly:
+    case QuantKind::Int8DynamicInt8:
+    case QuantKind::Float8WeightOnly: return n * k + 4 * n;
+    case QuantKind::Int4WeightOnly: return n * k / 2 + (k / c.group_size) * n * 4;
+    case QuantKind::Int8DynamicInt4: return n * k / 2 + 8 * n * (k / c.group_size);
+    case QuantKind::Float8DynamicFloat8: return n * k + (c.granularity == "row" ? 4 * n : 4);
+    case QuantKind::FpxWeightOnly: return n * k * (1 + c.ebits + c.mbits) / 8 + 4 * n;
+    case QuantKind::UIntxWeightOnly: return n * k * c.bits / 8 + 8 * n * (k / c.group_size);
+  }
+  return -1;
+}
+
+const inference::QuantizedWeight& packed(const nn::Linear& lin) {
+  auto* m = dynamic_cast<const inference::QuantizedLinearMethod*>(&lin->method());
+  EXPECT_NE(m, nullptr);
+  return m->weight();
+}
+
+at::Tensor sample_input() {
+  torch::manual_seed(1);
+  return at::randn({8, K}).to(at::kBFloat16);
+}
+
+TEST(Quantize, EveryShorthandMeetsItsSqnrFloor) {
+  Mlp ref;
+  const at::Tensor x = sample_input();
+  torch::NoGradGuard no_grad;
+  const at::Tensor y_ref = ref->forward(x);
+  for (const std::string& name : inference::quantize_shorthands()) {
+    SCOPED_TRACE(name);
+    const QuantizeConfig config = inference::parse_quantize_config(name);
+    Mlp q;
+    const nn::ConvertSummary summary = inference::quantize_(*q, name);
+    ASSERT_EQ(summary.converted.size(), 2u) << summary.to_string();
+    EXPECT_EQ(q->fc1->method().name(), config.name());
+    for (const auto* lin : {&q->fc1, &q->fc2}) {
+      const auto& w = packed(*lin);
+      EXPECT_EQ(w.nbytes(), expected_bytes(config, w.out_features, w.in_features));
+    }
+    EXPECT_GE(sqnr(y_ref, q->forward(x)), sqnr_floor(config));
+  }
+}
+
+TEST(Quantize, Int4Group128IsWellUnderAThirdOfBf16) {
+  Mlp q;
+  inference::quantize_(*q, inference::Int4WeightOnlyConfig(128));
+  const int64_t bytes = packed(q->fc1).nbytes() + packed(q->fc2).nbytes();
+  EXPECT_LT(static_cast<double>(bytes) / (2.0 * 2 * K * H), 0.28);
+}
+
+TEST(Quantize, DequantizedWeightReproducesTheForward) {
+  Mlp q;
+  inference::quantize_(*q, "uint4wo");
+  torch::NoGradGuard no_grad;
+  const at::Tensor x = sample_input();
+  const at::Tensor w = inference::dequantize_weight(packed(q->fc1));
+  EXPECT_TRUE(at::equal(q->fc1->forward(x), at::linear(x, w) + q->fc1->bias));  // bias after the GEMM
+}
+
+TEST(Quantize, UnknownShorthandListsTheValidNames) {
+  Mlp q;
+  try {
+    inference::quantize_(*q, "int3wo");
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    EXPECT_NE(msg.find("unknown config shorthand 'int3wo'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("fp6_e3m2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("uint_a16w7"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(q->fc1->method().name(), "plain");
+}
+
+TEST(Quantize, BadConfigsAreErrors) {
+  EXPECT_THROW(inference::Int4WeightOnlyConfig(100), c10::Error);
+  EXPECT_THROW(inference::FPXWeightOnlyConfig(4, 3), c10::Error);
+  EXPECT_THROW(inference::UIntXWeightOnlyConfig(8), c10::Error);
+  EXPECT_THROW(inference::Float8DynamicActivationFloat8WeightConfig("column"), c10::Error);
+  EXPECT_THROW(inference::Float8WeightOnlyConfig(at::kBFloat16), c10::Error);
+}
+
+TEST(Quantize, FilterAndModulesToNotConvert) {
+  Mlp q;
+  inference::QuantizeOptions opts;
+  opts.modules_to_not_convert = {"fc1"};
+  auto summary = inference::quantize_(*q, "int8wo", opts);
+  EXPECT_EQ(q->fc1->method().name(), "plain");
+  EXPECT_EQ(q->fc2->method().name(), "int8wo");
+  ASSERT_EQ(summary.skipped.size(), 1u);
+  EXPECT_NE(summary.skipped[0].second.find("modules_to_not_convert"), std::string::npos);
+
+  Mlp f;
+  inference::QuantizeOptions by_filter;
+  by_filter.filter = [](const std::string& name, const nn::LinearImpl&) { return name == "fc1"; };
+  inference::quantize_(*f, inference::Int8DynamicActivationInt8WeightConfig(), by_filter);
+  EXPECT_EQ(f->fc1->method().name(), "int8dq");
+  EXPECT_EQ(f->fc2->method().name(), "plain");
+}
+
+TEST(Quantize, SkipsWhatItCannotConvertAndSaysWhy) {
+  torch::nn::Module root;
+  auto odd = root.register_module("odd", nn::Linear(96, 60));
+  root.register_module("plain_torch", torch::nn::Linear(64, 64));
+  auto summary = inference::quantize_(root, "int4wo");
+  EXPECT_EQ(summary.converted.size(), 0u);
+  ASSERT_EQ(summary.skipped.size(), 2u) << summary.to_string();
+  EXPECT_NE(summary.to_string().find("tinygemm"), std::string::npos) << summary.to_string();
+  EXPECT_NE(summary.to_string().find("torch::nn::Linear"), std::string::npos) << summary.to_string();
+  EXPECT_EQ(odd->method().name(), "plain");
+}
+
+TEST(Quantize, FailureLeavesTheModelUntouched) {
+  torch::nn::Module root;
+  auto a = root.register_module("a", nn::Linear(64, 64));
+  auto b = root.register_module("b", nn::Linear(64, 64));
+  inference::QuantizeOptions on_meta;
+  on_meta.device = c10::Device(c10::kMeta);  // tinygemm packing cannot run on meta
+  EXPECT_THROW(inference::quantize_(root, "int4wo-32", on_meta), c10::Error);
+  EXPECT_EQ(a->method().name(), "plain");
+  EXPECT_EQ(b->method().name(), "plain");
+  EXPECT_TRUE(a->bias.device().is_cpu());
+}
+
+TEST(Quantize, QuantizedWeightDescribesItself) {
+  torch::manual_seed(2);
+  const at::Tensor w = at::randn({64, 128});
+  auto q4 = inference::quantize_weight(w, inference::Int4WeightOnlyConfig(64));
+  EXPECT_EQ(q4.qdtype(), "uint4");
+  EXPECT_EQ(q4.layout(), "tinygemm_int4");
+  EXPECT_EQ(q4.zero_point_domain(), "float");
+  EXPECT_EQ(q4.block_size(), (std::vector<int64_t>{1, 64}));
+  auto qx = inference::quantize_weight(w, inference::UIntXWeightOnlyConfig(3, 32));
+  EXPECT_EQ(qx.layout(), "bitpacked");
+  EXPECT_EQ(qx.zero_point_domain(), "int");
+  EXPECT_EQ(qx.data().sizes(), (std::vector<int64_t>{64, 128 * 3 / 8}));
+  auto q8 = inference::quantize_weight(w, inference::Float8DynamicActivationFloat8WeightConfig("tensor"));
+  EXPECT_EQ(q8.block_size(), (std::vector<int64_t>{64, 128}));
+  EXPECT_FALSE(q8.zero_point().has_value());
+  // Parts that do not fit the shape are rejected when rebuilding from saved parts.
+  EXPECT_THROW(inference::quantized_weight_from_parts(qx.config, qx.parts, 64, 96, at::kFloat), c10::Error);
+  EXPECT_THROW(inference::quantized_weight_from_parts(qx.config, {qx.parts[0]}, 64, 128, at::kFloat), c10::Error);
+}
+
+}  // namespace
+
+// ---- save_quantized / load_quantized ---------------------------------------------------------
+
+#include <lowbit/inference/serialization.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lowbit_test_quantize_" + name)).string();
+}
+
+TEST(QuantizeSerialization, RoundTripIsExactForEveryFormat) {
+  const at::Tensor x = sample_input();
+  torch::NoGradGuard no_grad;
+  for (const char* name : {"int4wo", "int8wo", "int8dq", "int4dq", "float8wo_e5m2", "float8dq_e4m3_row", "fp6_e3m2",
+                           "uint3wo"}) {
+    SCOPED_TRACE(name);
+    Mlp q;
+    inference::quantize_(*q, name);
+    const std::string path = temp_path(std::string(name) + ".safetensors");
+    inference::save_quantized(*q, path);
+    torch::manual_seed(42);
+    Mlp fresh;
+    fresh->fc1->bias.normal_();
+    inference::load_quantized(*fresh, path);
+    EXPECT_EQ(fresh->fc1->method().name(), q->fc1->method().name());
+    EXPECT_TRUE(at::equal(fresh->forward(x), q->forward(x)));
+    std::remove(path.c_str());
+  }
+}
+
+TEST(QuantizeSerialization, BadFilesAreErrorsAndLeaveTheModelUntouched) {
+  Mlp q;
+  inference::quantize_(*q, "int8wo");
+  const std::string path = temp_path("bad.safetensors");
+  inference::save_quantized(*q, path);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto expect_rejected = [&](const std::string& contents, torch::nn::Module& model, nn::LinearImpl& layer) {
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << contents;
+    }
+    const at::Tensor bias = layer.bias.clone();
+    EXPECT_THROW(inference::load_quantized(model, path), c10::Error);
+    EXPECT_EQ(layer.method().name(), "plain");
+    EXPECT_TRUE(at::equal(layer.bias, bias));
+  };
+  Mlp target;
+  for (size_t cut : {size_t{3}, size_t{30}, bytes.size() / 2, bytes.size() - 1}) {
+    SCOPED_TRACE(cut);
+    expect_rejected(bytes.substr(0, cut), *target, *target->fc1);
+  }
+  // Hostile header length.
+  expect_rejected(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10), *target, *target->fc1);
+  // A model whose layers do not match the file.
+  torch::nn::Module other;
+  auto small = other.register_module("fc1", nn::Linear(K, 64));
+  other.register_module("fc2", nn::Linear(64, K));
+  expect_rejected(bytes, other, *small);
+  std::remove(path.c_str());
+}
+
+}  // namespace

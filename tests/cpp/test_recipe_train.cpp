@@ -1,0 +1,102 @@
+// lowbit-train's recipe (lowbit::recipes::pretrain): a few steps with each optimizer in float8,
+// the schedule, config errors, and exact resume (N steps == k steps + save + resume + N - k).
+#include <gtest/gtest.h>
+
+#include <lowbit/io/safetensors.h>
+#include <lowbit/recipes/config.h>
+#include <lowbit/recipes/remove_tree.h>
+#include <lowbit/recipes/pretrain.h>
+
+#include <ATen/ops/equal.h>
+
+#include <cmath>
+#include <filesystem>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace lowbit::recipes;
+
+const std::string kConfig = std::string(LOWBIT_RECIPES_DIR) + "/configs/pretrain_tiny.yaml";
+
+// pretrain_tiny shrunk to seconds: 2 layers of width 32, 4 x 32 tokens per step.
+Config tiny(const std::string& out, std::vector<std::string> extra) {
+  std::vector<std::string> o = {"model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1",
+                                "model.hidden_dim=64", "model.max_seq_len=32", "data.seq_len=32",
+                                "data.batch_size=4", "train.steps=8", "train.warmup_steps=2", "train.eval_batches=2",
+                                "train.eval_every=0", "train.checkpoint_every=0", "train.log_every=1",
+                                "optim.lr=0.01", "train.output_dir=" + out};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return load_config(kConfig, o);
+}
+
+class RecipeTrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
+    dir_ = fs::temp_directory_path() /
+           ("lowbit_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    lowbit::recipes::remove_tree(dir_.string());
+  }
+  void TearDown() override { lowbit::recipes::remove_tree(dir_.string()); }
+  std::string out(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST(RecipeSchedule, WarmupThenCosine) {
+  EXPECT_DOUBLE_EQ(lr_at(0, 1.0, 10, 110, 0.1), 0.1);
+  EXPECT_DOUBLE_EQ(lr_at(9, 1.0, 10, 110, 0.1), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(10, 1.0, 10, 110, 0.1), 1.0);
+  EXPECT_NEAR(lr_at(60, 1.0, 10, 110, 0.1), 0.55, 1e-12);  // halfway down the cosine
+  EXPECT_NEAR(lr_at(110, 1.0, 10, 110, 0.1), 0.1, 1e-12);
+  EXPECT_NEAR(lr_at(500, 1.0, 10, 110, 0.1), 0.1, 1e-12);
+}
+
+TEST_F(RecipeTrain, EachOptimizerTrainsInFloat8) {
+  for (const std::string name : {"adamw", "adamw8bit", "adamw4bit"}) {
+    const PretrainResult r = pretrain(tiny(out(name), {"optim.name=" + name}), /*quiet=*/true);
+    ASSERT_EQ(r.losses.size(), 8u) << name;
+    for (double l : r.losses) EXPECT_TRUE(std::isfinite(l)) << name;
+    // The loss falls: the last two steps average below the first.
+    EXPECT_LT(0.5 * (r.losses[6] + r.losses[7]), r.losses[0] - 0.1) << name;
+    EXPECT_TRUE(std::isfinite(r.val_loss));
+    EXPECT_TRUE(fs::exists(fs::path(r.checkpoint_dir) / "model.safetensors"));
+    EXPECT_TRUE(fs::exists(fs::path(out(name)) / "config.yaml"));
+  }
+}
+
+// Train N == train k, checkpoint, resume, train N - k: the same losses and parameters, bit for bit.
+void expect_exact_resume(const std::string& root, const std::string& optim) {
+  const PretrainResult full = pretrain(tiny(root + "/full", {"optim.name=" + optim}), true);
+  const PretrainResult first =
+      pretrain(tiny(root + "/split", {"optim.name=" + optim, "train.stop_at=3"}), true);
+  const PretrainResult rest = pretrain(tiny(root + "/split", {"optim.name=" + optim, "train.resume=true"}), true);
+  ASSERT_EQ(first.losses.size(), 3u);
+  ASSERT_EQ(rest.first_step, 3);
+  ASSERT_EQ(rest.losses.size(), 5u);
+  for (int i = 0; i < 8; ++i) {
+    const double resumed = i < 3 ? first.losses[i] : rest.losses[i - 3];
+    EXPECT_EQ(full.losses[i], resumed) << optim << " step " << i;
+  }
+  const auto a = lowbit::io::load_safetensors(full.checkpoint_dir + "/model.safetensors");
+  const auto b = lowbit::io::load_safetensors(rest.checkpoint_dir + "/model.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [name, t] : a.tensors) EXPECT_TRUE(at::equal(t, b.tensors.at(name))) << optim << " " << name;
+  EXPECT_EQ(a.metadata.at("step"), "8");
+}
+
+TEST_F(RecipeTrain, ResumeIsExactWithAdamW8bit) { expect_exact_resume(dir_.string(), "adamw8bit"); }
+TEST_F(RecipeTrain, ResumeIsExactWithAdamW) { expect_exact_resume(dir_.string(), "adamw"); }
+
+TEST_F(RecipeTrain, BadOptimizerAndKeysAreErrors) {
+  try {
+    pretrain(tiny(out("bad"), {"optim.name=sgd"}), true);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'optim.name': unknown optimizer 'sgd'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(tiny(out("bad"), {"train.stepz=3"}), ConfigError);
+  EXPECT_THROW(tiny(out("bad"), {"train.steps=many"}), ConfigError);
+}
+
+}  // namespace

@@ -1,0 +1,54 @@
+"""python -m lowbit.recipes.finetune_then_quantize: a few steps on a tiny checkpoint, the table
+(markdown + JSON) and the loss-curve PNG; quantization changes size and perplexity as it should."""
+
+import json
+import os
+
+import pytest
+
+import lowbit
+import lowbit.recipes as recipes
+from lowbit.recipes import data
+
+pytestmark = [
+    pytest.mark.skipif(not getattr(lowbit._C, "recipes_available", False), reason="lowbit built without recipes"),
+    pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
+    pytest.mark.skipif(not hasattr(lowbit, "quantize_"), reason="lowbit.quantize_ not built in"),
+]
+
+SHRINK = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.hidden_dim=64",
+          "model.max_seq_len=32", "data.seq_len=32", "data.batch_size=4", "train.warmup_steps=1",
+          "train.eval_batches=2", "train.eval_every=0", "train.log_every=1"]
+
+
+def test_finetune_then_quantize_writes_the_table(tmp_path):
+    from lowbit.recipes.finetune_then_quantize import main
+    from lowbit.recipes.pretrain_llama import pretrain
+
+    pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
+                                  SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
+    pretrain(pre_cfg, quiet=True)
+    out = tmp_path / "ft"
+    assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
+                 "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
+                 "quantize.configs=[none, int8wo]", "quantize.generate_tokens=2"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    base, int8 = result["rows"]
+    assert base["technique"].startswith("float32") and int8["technique"] == "int8wo"
+    # int8 weights: about a quarter of the float32 linears' bytes (embeddings and norms stay float32).
+    assert int8["model_size_mib"] < 0.75 * base["model_size_mib"]
+    assert abs(int8["perplexity"] / base["perplexity"] - 1) < 0.02
+    table = (out / "results.md").read_text()
+    assert table.startswith("| technique | perplexity | tokens/s | peak memory (MiB) | model size (MiB) |")
+    assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_qat_mode_without_lowbit_qat_is_a_clear_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("lowbit.qat") is not None:
+        pytest.skip("lowbit.qat is built in")
+    from lowbit.recipes.finetune_then_quantize import _qat_module
+
+    with pytest.raises(RuntimeError, match="finetune.mode=plain"):
+        _qat_module()
