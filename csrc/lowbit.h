@@ -23,3 +23,7 @@
 #include <lowbit/inference/quantize.h>
 #include <lowbit/inference/serialization.h>
 #include <lowbit/qat/qat.h>
+#include <lowbit/ops/adamw_lowbit.h>
+#include <lowbit/io/safetensors.h>
+#include <lowbit/optim/adamw_lowbit.h>
+#include <lowbit/optim/state_file.h>

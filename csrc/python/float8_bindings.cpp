@@ -4,6 +4,8 @@
 
 #include <lowbit/float8/config.h>
 
+#include "errors.h"
+
 namespace py = pybind11;
 
 namespace lowbit::python {
@@ -11,15 +13,6 @@ namespace {
 
 using float8::Float8LinearConfig;
 
-// Config mistakes are ValueErrors in Python (c10::Error would surface as RuntimeError).
-template <typename F>
-auto as_value_error(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    throw py::value_error(e.what_without_backtrace());
-  }
-}
 
 // Sets config fields from keyword arguments; an unknown name is a ValueError listing the fields.
 void apply_overrides(Float8LinearConfig& c, const py::kwargs& overrides) {

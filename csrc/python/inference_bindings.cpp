@@ -6,6 +6,8 @@
 #include <lowbit/inference/quantized_weight.h>
 #include <lowbit/inference/serialization.h>
 
+#include "errors.h"
+
 namespace py = pybind11;
 
 namespace lowbit::python {
@@ -14,15 +16,6 @@ namespace {
 using inference::QuantizeConfig;
 using inference::QuantKind;
 
-// Config mistakes are ValueErrors in Python (c10::Error would surface as RuntimeError).
-template <typename F>
-auto as_value_error(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    throw py::value_error(e.what_without_backtrace());
-  }
-}
 
 // torch.float8_e4m3fn / "float8_e4m3fn" / "e4m3" (and the e5m2 spellings) -> ScalarType.
 at::ScalarType float8_dtype_from_py(const py::handle& dtype) {

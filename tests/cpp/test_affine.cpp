@@ -16,6 +16,8 @@
 
 #include <lowbit/ops/affine.h>
 
+#include "expect_error.h"
+
 namespace {
 
 struct Scheme {
@@ -68,15 +70,6 @@ int64_t block_of(int64_t i, at::IntArrayRef sizes, at::IntArrayRef block) {
   return out;
 }
 
-template <typename F>
-void expect_error(F&& call, const std::string& phrase) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing: " << phrase;
-  } catch (const c10::Error& err) {
-    EXPECT_NE(std::string(err.what()).find(phrase), std::string::npos) << err.what();
-  }
-}
 
 }  // namespace
 

@@ -14,6 +14,8 @@
 
 #include <lowbit/ops/bit_packing.h>
 
+#include "expect_error.h"
+
 namespace {
 
 at::Tensor bytes(const std::vector<int>& v) {
@@ -38,15 +40,6 @@ std::vector<int> reference_pack(const std::vector<int>& codes, int bits) {
   return out;
 }
 
-template <typename F>
-void expect_error(F&& call, const std::string& phrase) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing: " << phrase;
-  } catch (const c10::Error& err) {
-    EXPECT_NE(std::string(err.what()).find(phrase), std::string::npos) << err.what();
-  }
-}
 
 }  // namespace
 

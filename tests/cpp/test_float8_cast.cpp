@@ -22,6 +22,8 @@
 
 #include <lowbit/ops/float8_cast.h>
 
+#include "expect_error.h"
+
 namespace {
 
 struct Fp8Format {
@@ -66,15 +68,6 @@ std::vector<int64_t> scale_shape(at::IntArrayRef shape, const std::string& granu
   return s;
 }
 
-template <typename F>
-void expect_error(F&& call, const std::string& phrase) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing: " << phrase;
-  } catch (const c10::Error& err) {
-    EXPECT_NE(std::string(err.what()).find(phrase), std::string::npos) << err.what();
-  }
-}
 
 }  // namespace
 

@@ -18,6 +18,8 @@
 
 #include <lowbit/ops/fpx.h>
 
+#include "expect_error.h"
+
 namespace {
 
 struct Format {
@@ -72,15 +74,6 @@ at::Tensor all_codes(Format f) {
   return t;
 }
 
-template <typename F>
-void expect_error(F&& call, const std::string& phrase) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing: " << phrase;
-  } catch (const c10::Error& err) {
-    EXPECT_NE(std::string(err.what()).find(phrase), std::string::npos) << err.what();
-  }
-}
 
 std::string name(Format f) { return "e" + std::to_string(f.e) + "m" + std::to_string(f.m); }
 
