@@ -83,7 +83,7 @@ def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list
     qat = None
     if ft["mode"] == "qat":
         qat = _qat_module()
-        qat.prepare(model, ft["qat_scheme"])
+        qat.prepare(model, _qat_config(qat, ft["qat_scheme"]))
     elif ft["mode"] != "plain":
         raise ValueError(f"config key 'finetune.mode': {ft['mode']!r}; choices: plain, qat")
     optimizer = make_optimizer(cfg["optim"], model.parameters())
@@ -106,9 +106,34 @@ def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list
             progress.update(step + 1, curve[-1][1], lr)
     progress.finish()
     if qat is not None:
-        qat.convert(model)
+        _drop_fake_quant(model)
     model.eval()
     return curve
+
+
+# finetune.qat_scheme -> the lowbit.qat config; its quantize_ twin is the matching shorthand.
+QAT_SCHEMES = {"int8dq_int4": ("Int8DynActInt4WeightQATConfig", 32), "int4wo": ("Int4WeightOnlyQATConfig", 128)}
+
+
+def _qat_config(qat, scheme: str):
+    if scheme not in QAT_SCHEMES:
+        raise ValueError(f"config key 'finetune.qat_scheme': {scheme!r}; choices: {', '.join(QAT_SCHEMES)}")
+    name, group_size = QAT_SCHEMES[scheme]
+    return getattr(qat, name)(group_size=group_size)
+
+
+def _drop_fake_quant(model: torch.nn.Module) -> None:
+    """Puts plain nn.Linear modules (sharing the QAT-trained parameters) back in place of the
+    fake-quantized ones, so every quantize_ config of the comparison starts from the same weights
+    (qat.convert would instead apply the one matching config)."""
+    for fqn, mod in list(model.named_modules()):
+        if type(mod) is torch.nn.Linear or not isinstance(mod, torch.nn.Linear):
+            continue
+        with torch.device("meta"):
+            plain = torch.nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
+        plain.weight, plain.bias = mod.weight, mod.bias
+        parent, _, child = fqn.rpartition(".")
+        setattr(model.get_submodule(parent), child, plain)
 
 
 def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
