@@ -26,10 +26,10 @@ import torch.nn.functional as F
 import lowbit
 
 from . import dump_config, load_config, parse_command_line
-from .data import encode_bytes, load_fortunes, split_fortunes, train_batch, val_batches
+from .data import encode_bytes, train_batch
 from .llama import Llama, LlamaConfig
 from .plot import save_line_chart
-from .training import Progress, evaluate, load_model_weights, lr_at, make_optimizer, memory_text, process_memory
+from .training import Progress, start_run, evaluate, load_model_weights, lr_at, make_optimizer, process_memory
 
 
 def model_size_bytes(model: torch.nn.Module) -> int:
@@ -181,17 +181,8 @@ def _pretrain_curve(checkpoint: str) -> list[tuple[int, float]]:
 
 def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
     """The whole recipe on a resolved config; returns {"rows": [...], "finetune_curve": [...]}."""
-    t, d, ft = cfg["train"], cfg["data"], cfg["finetune"]
-    device = torch.device(t["device"])
-    out = t["output_dir"]
-    os.makedirs(out, exist_ok=True)
-    if config_text:
-        with open(os.path.join(out, "config.yaml"), "w") as f:
-            f.write(config_text)
-        if not quiet:
-            print("# resolved config\n" + config_text, end="", flush=True)
-    train_tokens, val_tokens = split_fortunes(load_fortunes(d["fortunes_dir"]), d["val_every"])
-    val = val_batches(val_tokens, d["batch_size"], d["seq_len"], t["eval_batches"])
+    t, ft = cfg["train"], cfg["finetune"]
+    device, out, train_tokens, val = start_run(cfg, config_text, quiet)
 
     model = Llama(LlamaConfig.from_dict(cfg["model"]))
     step = load_model_weights(os.path.join(ft["checkpoint"], "model.safetensors"), model)

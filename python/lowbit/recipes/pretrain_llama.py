@@ -21,9 +21,9 @@ import torch.nn.functional as F
 import lowbit.float8
 
 from . import dump_config, load_config, parse_command_line
-from .data import load_fortunes, split_fortunes, train_batch, val_batches
+from .data import train_batch
 from .llama import Llama, LlamaConfig
-from .training import Progress, evaluate, load_checkpoint, lr_at, make_optimizer, save_checkpoint
+from .training import Progress, start_run, evaluate, load_checkpoint, lr_at, make_optimizer, save_checkpoint
 
 
 def build_model(cfg: dict, device: torch.device) -> Llama:
@@ -43,17 +43,7 @@ def pretrain(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
     """Runs the recipe on a resolved config (``load_config``). Returns ``losses`` (each step this
     run executed), ``first_step``, ``val_loss`` and ``checkpoint_dir``."""
     t, d = cfg["train"], cfg["data"]
-    device = torch.device(t["device"])
-    out_dir = t["output_dir"]
-    os.makedirs(out_dir, exist_ok=True)
-    if config_text:
-        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-            f.write(config_text)
-        if not quiet:
-            print("# resolved config\n" + config_text, end="", flush=True)
-
-    train_tokens, val_tokens = split_fortunes(load_fortunes(d["fortunes_dir"]), d["val_every"])
-    val = val_batches(val_tokens, d["batch_size"], d["seq_len"], t["eval_batches"])
+    device, out_dir, train_tokens, val = start_run(cfg, config_text, quiet)
     model = build_model(cfg, device)
     forward = torch.compile(model) if t["compile"] else model
     optimizer = make_optimizer(cfg["optim"], model.parameters())

@@ -17,6 +17,25 @@ from safetensors.torch import load_file, save_file
 
 import lowbit.optim
 
+from .data import load_fortunes, split_fortunes, val_batches
+
+
+def start_run(cfg: dict, config_text: str, quiet: bool):
+    """Shared start of every recipe: creates ``train.output_dir``, saves (and unless quiet prints)
+    the resolved config, and loads the fortunes split. Returns (device, output dir, train tokens,
+    validation batches)."""
+    t, d = cfg["train"], cfg["data"]
+    out_dir = t["output_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    if config_text:
+        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+            f.write(config_text)
+        if not quiet:
+            print("# resolved config\n" + config_text, end="", flush=True)
+    train_tokens, val_tokens = split_fortunes(load_fortunes(d["fortunes_dir"]), d["val_every"])
+    val = val_batches(val_tokens, d["batch_size"], d["seq_len"], t["eval_batches"])
+    return torch.device(t["device"]), out_dir, train_tokens, val
+
 
 def lr_at(step: int, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr``."""
