@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <initializer_list>
 #include <map>
 #include <utility>
 
@@ -16,39 +17,44 @@ std::string float8_short(at::ScalarType t) { return t == at::kFloat8_e5m2 ? "e5m
 const std::vector<std::pair<std::string, QuantizeConfig>>& shorthand_table() {
   static const auto table = [] {
     std::vector<std::pair<std::string, QuantizeConfig>> t;
-    auto add = [&](const std::string& name, QuantizeConfig c) { t.emplace_back(name, std::move(c)); };
-    for (const char* n : {"int4wo", "int4_weight_only", "int_a16w4"}) add(n, Int4WeightOnlyConfig());
-    for (int64_t g : {32, 64, 128, 256}) add("int4wo-" + std::to_string(g), Int4WeightOnlyConfig(g));
-    for (const char* n : {"int8wo", "int8_weight_only", "int_a16w8"}) add(n, Int8WeightOnlyConfig());
-    for (const char* n : {"int8dq", "int8_dynamic_activation_int8_weight", "int_a8w8"})
-      add(n, Int8DynamicActivationInt8WeightConfig());
-    for (const char* n : {"int4dq", "int8_dynamic_activation_int4_weight", "int_a8w4"})
-      add(n, Int8DynamicActivationInt4WeightConfig());
-    for (int64_t g : {32, 64, 128, 256})
-      add("int4dq-" + std::to_string(g), Int8DynamicActivationInt4WeightConfig(g));
-    for (const char* n : {"float8wo", "float8wo_e4m3", "float8_weight_only", "float8_e4m3_a16w8", "float_a16w8"})
-      add(n, Float8WeightOnlyConfig(at::kFloat8_e4m3fn));
-    for (const char* n : {"float8wo_e5m2", "float8_e5m2_a16w8"}) add(n, Float8WeightOnlyConfig(at::kFloat8_e5m2));
-    for (const char* n : {"float8dq", "float8dq_e4m3", "float8dq_e4m3_tensor", "float8_e4m3_tensor",
-                          "float8_dynamic_activation_float8_weight", "float_a8w8"})
-      add(n, Float8DynamicActivationFloat8WeightConfig("tensor"));
-    for (const char* n : {"float8dq_e4m3_row", "float8_e4m3_row"}) add(n, Float8DynamicActivationFloat8WeightConfig("row"));
+    // Aliases of one config, and "<prefix>-<g>" for each group size g.
+    auto add = [&](std::initializer_list<const char*> names, const QuantizeConfig& c) {
+      for (const char* n : names) t.emplace_back(n, c);
+    };
+    auto add_groups = [&](const std::string& prefix, QuantizeConfig (*make)(int64_t)) {
+      for (int64_t g : {32, 64, 128, 256}) t.emplace_back(prefix + "-" + std::to_string(g), make(g));
+    };
+    add({"int4wo", "int4_weight_only", "int_a16w4"}, Int4WeightOnlyConfig());
+    add_groups("int4wo", [](int64_t g) { return Int4WeightOnlyConfig(g); });
+    add({"int8wo", "int8_weight_only", "int_a16w8"}, Int8WeightOnlyConfig());
+    add({"int8dq", "int8_dynamic_activation_int8_weight", "int_a8w8"}, Int8DynamicActivationInt8WeightConfig());
+    add({"int4dq", "int8_dynamic_activation_int4_weight", "int_a8w4"}, Int8DynamicActivationInt4WeightConfig());
+    add_groups("int4dq", [](int64_t g) { return Int8DynamicActivationInt4WeightConfig(g); });
+    add({"float8wo", "float8wo_e4m3", "float8_weight_only", "float8_e4m3_a16w8", "float_a16w8"},
+        Float8WeightOnlyConfig(at::kFloat8_e4m3fn));
+    add({"float8wo_e5m2", "float8_e5m2_a16w8"}, Float8WeightOnlyConfig(at::kFloat8_e5m2));
+    add({"float8dq", "float8dq_e4m3", "float8dq_e4m3_tensor", "float8_e4m3_tensor",
+         "float8_dynamic_activation_float8_weight", "float_a8w8"},
+        Float8DynamicActivationFloat8WeightConfig("tensor"));
+    add({"float8dq_e4m3_row", "float8_e4m3_row"}, Float8DynamicActivationFloat8WeightConfig("row"));
     for (int64_t x = 2; x <= 7; ++x) {
       for (int64_t e = 1; e <= x - 1; ++e) {
         const int64_t m = x - 1 - e;
-        add("fp" + std::to_string(x) + "_e" + std::to_string(e) + "m" + std::to_string(m), FPXWeightOnlyConfig(e, m));
+        t.emplace_back("fp" + std::to_string(x) + "_e" + std::to_string(e) + "m" + std::to_string(m),
+                       FPXWeightOnlyConfig(e, m));
       }
     }
     // float_a16wX: the usual fpX split (more exponent bits as X grows).
     const std::map<int64_t, std::pair<int64_t, int64_t>> fp_split = {
         {3, {1, 1}}, {4, {2, 1}}, {5, {2, 2}}, {6, {3, 2}}, {7, {3, 3}}};
-    for (const auto& [x, em] : fp_split) add("float_a16w" + std::to_string(x), FPXWeightOnlyConfig(em.first, em.second));
-    for (int64_t b = 1; b <= 7; ++b) add("uint" + std::to_string(b) + "wo", UIntXWeightOnlyConfig(b));
+    for (const auto& [x, em] : fp_split)
+      t.emplace_back("float_a16w" + std::to_string(x), FPXWeightOnlyConfig(em.first, em.second));
+    for (int64_t b = 1; b <= 7; ++b) t.emplace_back("uint" + std::to_string(b) + "wo", UIntXWeightOnlyConfig(b));
     for (int64_t b = 1; b <= 7; ++b) {
       for (int64_t g : {32, 64, 128, 256})
-        add("uint" + std::to_string(b) + "wo-" + std::to_string(g), UIntXWeightOnlyConfig(b, g));
+        t.emplace_back("uint" + std::to_string(b) + "wo-" + std::to_string(g), UIntXWeightOnlyConfig(b, g));
     }
-    for (int64_t b = 1; b <= 7; ++b) add("uint_a16w" + std::to_string(b), UIntXWeightOnlyConfig(b));
+    for (int64_t b = 1; b <= 7; ++b) t.emplace_back("uint_a16w" + std::to_string(b), UIntXWeightOnlyConfig(b));
     return t;
   }();
   return table;

@@ -12,15 +12,21 @@ bool has_prefix(const std::string& name, const std::string& prefix) {
 
 }  // namespace
 
+std::optional<std::string> layer_skip_reason(const std::string& name, const nn::LinearImpl& layer,
+                                             const QuantizeOptions& options) {
+  for (const auto& prefix : options.modules_to_not_convert) {
+    if (has_prefix(name, prefix)) return "in modules_to_not_convert ('" + prefix + "')";
+  }
+  if (options.filter && !options.filter(name, layer)) return "excluded by the filter";
+  if (dynamic_cast<const QuantizedLinearMethod*>(&layer.method())) return "already quantized";
+  if (layer.method().name() != "plain") return "has the '" + layer.method().name() + "' method, not plain";
+  return std::nullopt;
+}
+
 nn::ConvertSummary quantize_(torch::nn::Module& model, const QuantizeConfig& config, const QuantizeOptions& options) {
   config.validate();
   auto skip = [&](const std::string& name, const nn::LinearImpl& layer) -> std::optional<std::string> {
-    for (const auto& prefix : options.modules_to_not_convert) {
-      if (has_prefix(name, prefix)) return "in modules_to_not_convert ('" + prefix + "')";
-    }
-    if (options.filter && !options.filter(name, layer)) return "excluded by the filter";
-    if (dynamic_cast<const QuantizedLinearMethod*>(&layer.method())) return "already quantized";
-    if (layer.method().name() != "plain") return "has the '" + layer.method().name() + "' method, not plain";
+    if (auto reason = layer_skip_reason(name, layer, options)) return reason;
     return unsupported_reason(config, layer.weight.size(0), layer.weight.size(1), layer.weight.scalar_type());
   };
   auto make = [&](const std::string&, nn::LinearImpl& layer) -> std::shared_ptr<nn::LinearMethod> {
@@ -28,17 +34,9 @@ nn::ConvertSummary quantize_(torch::nn::Module& model, const QuantizeConfig& con
     return std::make_shared<QuantizedLinearMethod>(quantize_weight(w, config));
   };
   nn::ConvertSummary summary = nn::swap_linear_methods(model, skip, make, config.name());
-  if (options.device) {
-    // Biases follow their packed weights (after every weight quantized, so failures change nothing).
-    std::vector<torch::nn::Module*> modules{&model};
-    for (const auto& item : model.named_modules("", /*include_self=*/false)) modules.push_back(item.value().get());
-    for (torch::nn::Module* module : modules) {
-      auto* layer = dynamic_cast<nn::LinearImpl*>(module);
-      if (layer && layer->bias.defined() && dynamic_cast<const QuantizedLinearMethod*>(&layer->method())) {
-        layer->bias.set_data(layer->bias.data().to(*options.device));
-      }
-    }
-  }
+  // After every weight is quantized (so failures change nothing): biases follow their packed
+  // weights to `device`, and the float weights go.
+  release_float_weights(model, options.device);
   return summary;
 }
 

@@ -23,10 +23,17 @@ struct QuantizeOptions {
   std::optional<c10::Device> device;
 };
 
+// Why quantize_ leaves `layer` alone whatever the config: a modules_to_not_convert prefix, the
+// filter, already quantized, or another method installed; nullopt if it may be quantized.
+std::optional<std::string> layer_skip_reason(const std::string& name, const nn::LinearImpl& layer,
+                                             const QuantizeOptions& options);
+
 // Installs a QuantizedLinearMethod (packed weight of `config`) on every selected lowbit::nn::Linear.
 // Layers whose shapes the format cannot take are skipped with the reason in the summary; plain
 // torch::nn::Linear modules are reported as skipped. All-or-nothing: every weight is quantized
-// before any method is installed, so an error leaves the model as it was.
+// before any method is installed, so an error leaves the model as it was. Afterwards the packed
+// weight is the only copy: each quantized layer's float `weight` is released (an empty tensor of
+// its dtype and device; `options` keeps the shape), as the Python face replaces it.
 nn::ConvertSummary quantize_(torch::nn::Module& model, const QuantizeConfig& config, const QuantizeOptions& options = {});
 
 // The same with a shorthand ("int4wo", "int8dq", "float8dq_e4m3_row", ...), parsed by

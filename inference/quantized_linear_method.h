@@ -1,6 +1,10 @@
 // The quantized inference linear method: lowbit::nn::Linear's forward through the packed weight.
 #pragma once
 
+#include <torch/nn/module.h>
+
+#include <optional>
+
 #include <lowbit/inference/quantized_weight.h>
 #include <lowbit/nn/linear.h>
 
@@ -18,5 +22,11 @@ class QuantizedLinearMethod : public nn::LinearMethod {
  private:
   QuantizedWeight weight_;
 };
+
+// For every lowbit::nn::Linear under `root` (itself included) with a QuantizedLinearMethod: frees
+// the float weight (replaced by an empty tensor of the same dtype on the packed weight's device;
+// layer.options keeps the shape) and, when `device` is given, moves the bias there. The packed
+// weight is then the only copy, so convert functions call this last, after nothing can fail.
+void release_float_weights(torch::nn::Module& root, const std::optional<c10::Device>& device = std::nullopt);
 
 }  // namespace lowbit::inference

@@ -232,4 +232,20 @@ at::Tensor dequantize_weight(const QuantizedWeight& w) {
   return quantized_linear(eye, w).t().contiguous();
 }
 
+std::string weight_dtype_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: TORCH_CHECK(false, "quantized weights of dtype ", dtype, " are not supported; allowed: float32, bfloat16, float16");
+  }
+}
+
+at::ScalarType weight_dtype_from_name(const std::string& name, const std::string& where) {
+  if (name == "float32") return at::kFloat;
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  TORCH_CHECK(false, where, ": unknown dtype '", name, "'; allowed: float32, bfloat16, float16");
+}
+
 }  // namespace lowbit::inference

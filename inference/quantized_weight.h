@@ -32,6 +32,11 @@ struct QuantizedWeight {
   int64_t nbytes() const;
 };
 
+// "float32" / "bfloat16" / "float16": the weight dtypes quantize_ takes, as files name them.
+std::string weight_dtype_name(at::ScalarType dtype);
+// The inverse; an unknown name is an error naming `where` and the allowed names.
+at::ScalarType weight_dtype_from_name(const std::string& name, const std::string& where);
+
 // Why `config` cannot quantize a (out_features, in_features) weight of `dtype` (nullopt if it can).
 std::optional<std::string> unsupported_reason(const QuantizeConfig& config, int64_t out_features, int64_t in_features,
                                               at::ScalarType dtype);

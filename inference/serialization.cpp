@@ -2,7 +2,6 @@
 
 #include <c10/core/GradMode.h>
 
-#include <cctype>
 #include <map>
 #include <memory>
 #include <set>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include <lowbit/inference/quantized_linear_method.h>
+#include <lowbit/io/json.h>
 #include <lowbit/io/safetensors.h>
 
 namespace lowbit::inference {
@@ -26,100 +26,27 @@ struct WeightEntry {
   int64_t parts = 0;
 };
 
-std::string dtype_name(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    default: TORCH_CHECK(false, "save_quantized: quantized weights of dtype ", t, " are not supported");
-  }
-}
-
-at::ScalarType dtype_from_name(const std::string& s, const std::string& where) {
-  if (s == "float32") return at::kFloat;
-  if (s == "bfloat16") return at::kBFloat16;
-  if (s == "float16") return at::kHalf;
-  TORCH_CHECK(false, where, ": unknown dtype '", s, "'; allowed: float32, bfloat16, float16");
-}
-
 std::string describe(const QuantizedWeight& w) {
-  return "{\"format\": \"" + w.config.name() + "\", \"shape\": [" + std::to_string(w.out_features) + ", " +
-         std::to_string(w.in_features) + "], \"dtype\": \"" + dtype_name(w.dtype) +
+  return "{\"format\": " + io::json_quote(w.config.name()) + ", \"shape\": [" + std::to_string(w.out_features) +
+         ", " + std::to_string(w.in_features) + "], \"dtype\": \"" + weight_dtype_name(w.dtype) +
          "\", \"parts\": " + std::to_string(w.parts.size()) + "}";
 }
 
-// A strict reader for exactly the object `describe` writes (any key order, any whitespace).
-class EntryParser {
- public:
-  EntryParser(const std::string& s, std::string where) : s_(s), where_(std::move(where)) {}
-
-  WeightEntry parse() {
-    WeightEntry e;
-    std::set<std::string> seen;
-    expect('{');
-    do {
-      const std::string key = string();
-      expect(':');
-      TORCH_CHECK(seen.insert(key).second, where_, ": duplicate key '", key, "'");
-      if (key == "format") e.format = string();
-      else if (key == "dtype") e.dtype = string();
-      else if (key == "parts") e.parts = integer();
-      else if (key == "shape") {
-        expect('[');
-        e.out_features = integer();
-        expect(',');
-        e.in_features = integer();
-        expect(']');
-      } else TORCH_CHECK(false, where_, ": unexpected key '", key, "'");
-    } while (accept(','));
-    expect('}');
-    skip_ws();
-    TORCH_CHECK(pos_ == s_.size(), where_, ": trailing characters");
-    TORCH_CHECK(seen.size() == 4, where_, ": needs keys format, shape, dtype, parts");
-    TORCH_CHECK(e.out_features > 0 && e.in_features > 0 && e.parts > 0, where_, ": shape and parts must be positive");
-    return e;
-  }
-
- private:
-  void skip_ws() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
-  bool accept(char c) {
-    skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  void expect(char c) { TORCH_CHECK(accept(c), where_, ": malformed metadata (expected '", c, "')"); }
-  std::string string() {
-    expect('"');
-    std::string out;
-    while (pos_ < s_.size() && s_[pos_] != '"') {
-      TORCH_CHECK(s_[pos_] != '\\' && out.size() < 256, where_, ": unsupported or overlong string");
-      out += s_[pos_++];
-    }
-    TORCH_CHECK(pos_ < s_.size(), where_, ": unterminated string");
-    ++pos_;
-    return out;
-  }
-  int64_t integer() {
-    skip_ws();
-    int64_t v = 0;
-    size_t digits = 0;
-    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_])) && digits < 12) {
-      v = v * 10 + (s_[pos_++] - '0');
-      ++digits;
-    }
-    TORCH_CHECK(digits > 0 && digits < 12, where_, ": expected a non-negative integer of at most 11 digits");
-    return v;
-  }
-
-  const std::string& s_;
-  std::string where_;
-  size_t pos_ = 0;
-};
+// Reads exactly the object `describe` writes (any key order, any whitespace; unknown keys are errors).
+WeightEntry parse_entry(const std::string& text, const std::string& where) {
+  const io::Json v = io::parse_json(text, where + ": malformed metadata");
+  io::json_check_keys(v, {"format", "shape", "dtype", "parts"}, where);
+  WeightEntry e;
+  e.format = io::json_string(io::json_field(v, "format", where), "format", where);
+  e.dtype = io::json_string(io::json_field(v, "dtype", where), "dtype", where);
+  e.parts = io::json_int(io::json_field(v, "parts", where), "parts", where);
+  const io::Json& shape = io::json_field(v, "shape", where);
+  TORCH_CHECK(shape.kind == io::Json::Array && shape.items.size() == 2, where, ": shape must be [out_features, in_features]");
+  e.out_features = io::json_int(shape.items[0], "out_features", where);
+  e.in_features = io::json_int(shape.items[1], "in_features", where);
+  TORCH_CHECK(e.out_features > 0 && e.in_features > 0 && e.parts > 0, where, ": shape and parts must be positive");
+  return e;
+}
 
 // Every module with its qualified name, the root included (it may live on the stack).
 std::vector<std::pair<std::string, torch::nn::Module*>> all_modules(torch::nn::Module& root) {
@@ -174,7 +101,7 @@ QuantizedFile read_quantized_file(const std::string& path) {
     if (key.rfind(kMetaPrefix, 0) != 0) continue;
     const std::string name = key.substr(kMetaPrefix.size());
     const std::string ctx = where + ": '" + name + "'";
-    const WeightEntry e = EntryParser(text, ctx).parse();
+    const WeightEntry e = parse_entry(text, ctx);
     std::vector<at::Tensor> parts;
     for (int64_t i = 0; i < e.parts && i < 8; ++i) {
       auto it = contents.tensors.find(name + ".part" + std::to_string(i));
@@ -184,7 +111,7 @@ QuantizedFile read_quantized_file(const std::string& path) {
     }
     try {
       file.weights.emplace(name, quantized_weight_from_parts(parse_quantize_config(e.format), parts, e.out_features,
-                                                             e.in_features, dtype_from_name(e.dtype, ctx)));
+                                                             e.in_features, weight_dtype_from_name(e.dtype, ctx)));
     } catch (const c10::Error& err) {
       TORCH_CHECK(false, ctx, ": ", err.what_without_backtrace());
     }
@@ -247,6 +174,7 @@ void load_quantized(torch::nn::Module& model, const std::string& path) {
     for (auto& p : moved.parts) p = p.to(layer->weight.device());
     layer->set_method(std::make_shared<QuantizedLinearMethod>(std::move(moved)));
   }
+  release_float_weights(model);
 }
 
 }  // namespace lowbit::inference

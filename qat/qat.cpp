@@ -69,7 +69,9 @@ nn::ConvertSummary convert(torch::nn::Module& model) {
     return std::make_shared<inference::QuantizedLinearMethod>(
         inference::quantize_weight(layer.weight.detach(), m.config().convert_to));
   };
-  return nn::swap_linear_methods(model, skip, make, "quantized");
+  nn::ConvertSummary summary = nn::swap_linear_methods(model, skip, make, "quantized");
+  inference::release_float_weights(model);
+  return summary;
 }
 
 }  // namespace lowbit::qat

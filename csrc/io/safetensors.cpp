@@ -1,7 +1,9 @@
-// safetensors reader / writer (format and checks: see safetensors.h). The header is parsed by a
-// small JSON reader that accepts exactly JSON (objects, arrays, strings, numbers, literals)
-// with a depth limit; everything the format needs is then checked before any data is read.
+// safetensors reader / writer (format and checks: see safetensors.h). The header is parsed by
+// lowbit's strict JSON reader (io/json.h); everything the format needs is then checked before
+// any data is read.
 #include <lowbit/io/safetensors.h>
+
+#include <lowbit/io/json.h>
 
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
@@ -40,201 +42,6 @@ std::string allowed_dtype_names() {
   return s;
 }
 
-// ---- JSON ----------------------------------------------------------------------------------
-
-struct Json {
-  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
-  std::string text;                                  // String: the value; Number: the literal
-  std::vector<Json> items;                           // Array
-  std::vector<std::pair<std::string, Json>> fields;  // Object, in file order
-};
-
-class JsonParser {
- public:
-  JsonParser(const std::string& s, const std::string& source) : s_(s), source_(source) {}
-
-  Json parse_document() {
-    Json v = parse_value(0);
-    skip_space();
-    check(pos_ == s_.size(), "unexpected characters after the JSON header");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    TORCH_CHECK(false, "safetensors: malformed header in ", source_, ": ", what, " (at byte ", pos_, " of the header)");
-  }
-  void check(bool ok, const char* what) const {
-    if (!ok) fail(what);
-  }
-  void skip_space() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-  char peek() {
-    skip_space();
-    check(pos_ < s_.size(), "unexpected end of the header");
-    return s_[pos_];
-  }
-  void expect(char c) {
-    check(peek() == c, (std::string("expected '") + c + "'").c_str());
-    ++pos_;
-  }
-
-  Json parse_value(int depth) {
-    check(depth < 64, "nesting too deep");
-    const char c = peek();
-    Json v;
-    if (c == '{') {
-      v.kind = Json::Object;
-      ++pos_;
-      if (peek() == '}') {
-        ++pos_;
-        return v;
-      }
-      while (true) {
-        check(peek() == '"', "expected a string key");
-        std::string key = parse_string();
-        for (const auto& f : v.fields) check(f.first != key, ("duplicate key '" + key + "'").c_str());
-        expect(':');
-        v.fields.emplace_back(std::move(key), parse_value(depth + 1));
-        if (peek() == ',') {
-          ++pos_;
-          continue;
-        }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Json::Array;
-      ++pos_;
-      if (peek() == ']') {
-        ++pos_;
-        return v;
-      }
-      while (true) {
-        v.items.push_back(parse_value(depth + 1));
-        if (peek() == ',') {
-          ++pos_;
-          continue;
-        }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::String;
-      v.text = parse_string();
-      return v;
-    }
-    for (const char* lit : {"true", "false", "null"}) {
-      if (s_.compare(pos_, strlen(lit), lit) == 0) {
-        pos_ += strlen(lit);
-        v.kind = lit[0] == 'n' ? Json::Null : Json::Bool;
-        v.text = lit;
-        return v;
-      }
-    }
-    check(c == '-' || (c >= '0' && c <= '9'), "expected a JSON value");
-    const size_t start = pos_;
-    while (pos_ < s_.size() && strchr("+-0123456789.eE", s_[pos_]) != nullptr) ++pos_;
-    v.kind = Json::Number;
-    v.text = s_.substr(start, pos_ - start);
-    return v;
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  uint32_t parse_hex4() {
-    check(pos_ + 4 <= s_.size(), "truncated \\u escape");
-    uint32_t cp = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char h = s_[pos_++];
-      cp <<= 4;
-      if (h >= '0' && h <= '9') cp |= h - '0';
-      else if (h >= 'a' && h <= 'f') cp |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') cp |= h - 'A' + 10;
-      else fail("bad \\u escape");
-    }
-    return cp;
-  }
-
-  std::string parse_string() {
-    expect('"');
-    std::string out;
-    while (true) {
-      check(pos_ < s_.size(), "unterminated string");
-      const char c = s_[pos_++];
-      if (c == '"') return out;
-      check(static_cast<unsigned char>(c) >= 0x20, "control character in a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      check(pos_ < s_.size(), "unterminated escape");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = parse_hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // a surrogate pair
-            check(s_.compare(pos_, 2, "\\u") == 0, "unpaired surrogate");
-            pos_ += 2;
-            const uint32_t lo = parse_hex4();
-            check(lo >= 0xDC00 && lo < 0xE000, "bad surrogate pair");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: fail("bad escape");
-      }
-    }
-  }
-
-  const std::string& s_;
-  const std::string& source_;
-  size_t pos_ = 0;
-};
-
-void append_json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (u < 0x20) {
-      char buf[8];
-      snprintf(buf, sizeof(buf), "\\u%04x", u);
-      out += buf;
-    } else out += c;
-  }
-  out += '"';
-}
-
 // A non-negative JSON integer (shape entries and offsets).
 uint64_t to_uint(const Json& v, const std::string& what, const std::string& source) {
   bool ok = v.kind == Json::Number && !v.text.empty() && v.text.size() <= 19 &&
@@ -244,11 +51,6 @@ uint64_t to_uint(const Json& v, const std::string& what, const std::string& sour
   return std::stoull(v.text);
 }
 
-const Json* field(const Json& obj, const char* key) {
-  for (const auto& f : obj.fields)
-    if (f.first == key) return &f.second;
-  return nullptr;
-}
 
 // One tensor entry of the header, validated.
 struct Entry {
@@ -264,9 +66,9 @@ Entry parse_entry(const std::string& name, const Json& v, const std::string& sou
   for (const auto& f : v.fields)
     TORCH_CHECK(f.first == "dtype" || f.first == "shape" || f.first == "data_offsets", "safetensors: malformed header in ",
                 source, ": entry '", name, "' has unknown field '", f.first, "'");
-  const Json* dtype = field(v, "dtype");
-  const Json* shape = field(v, "shape");
-  const Json* offsets = field(v, "data_offsets");
+  const Json* dtype = v.find("dtype");
+  const Json* shape = v.find("shape");
+  const Json* offsets = v.find("data_offsets");
   TORCH_CHECK(dtype && shape && offsets, "safetensors: malformed header in ", source, ": entry '", name,
               "' needs dtype, shape and data_offsets");
   Entry e{name, at::kFloat, {}, 0, 0};
@@ -370,7 +172,7 @@ SafetensorsContents deserialize_safetensors(const std::string& bytes, const std:
   const std::string header = bytes.substr(8, n);
   TORCH_CHECK(!header.empty() && header[0] == '{', "safetensors: malformed header in ", source,
               ": it must be a JSON object starting with '{'");
-  const Json root = JsonParser(header, source).parse_document();
+  const Json root = parse_json(header, "safetensors: malformed header in " + source);
   TORCH_CHECK(root.kind == Json::Object, "safetensors: malformed header in ", source, ": not a JSON object");
   const uint64_t buffer_size = bytes.size() - 8 - n;
   const char* buffer = bytes.data() + 8 + n;

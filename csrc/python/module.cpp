@@ -9,6 +9,7 @@
 namespace py = pybind11;
 
 namespace lowbit::python {
+void bind_autoquant(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_recipes(py::module_& m);
@@ -21,5 +22,6 @@ PYBIND11_MODULE(_C, m) {
         "Build facts: version, cuda (ON/OFF), cuda_archs, torch_version, torch_cuda_version.");
   lowbit::python::bind_float8(m);
   lowbit::python::bind_inference(m);
+  lowbit::python::bind_autoquant(m);
   lowbit::python::bind_recipes(m);
 }

@@ -120,6 +120,21 @@ TEST(Quantize, Int4Group128IsWellUnderAThirdOfBf16) {
   EXPECT_LT(static_cast<double>(bytes) / (2.0 * 2 * K * H), 0.28);
 }
 
+TEST(Quantize, ReleasesTheFloatWeight) {
+  Mlp q;
+  const int64_t float_bytes = q->fc1->weight.nbytes();
+  ASSERT_GT(float_bytes, 0);
+  inference::quantize_(*q, "int8wo");
+  EXPECT_EQ(q->fc1->weight.numel(), 0);  // the packed weight is the only copy
+  EXPECT_EQ(q->fc1->weight.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(q->fc1->options.in_features(), K);
+  int64_t param_bytes = 0;
+  for (const auto& p : q->parameters()) param_bytes += p.nbytes();
+  EXPECT_EQ(param_bytes, 2 * (H + K));  // only the bf16 biases remain as parameters
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(q->forward(sample_input()).size(1), K);
+}
+
 TEST(Quantize, DequantizedWeightReproducesTheForward) {
   Mlp q;
   inference::quantize_(*q, "uint4wo");

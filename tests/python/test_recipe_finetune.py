@@ -43,6 +43,32 @@ def test_finetune_then_quantize_writes_the_table(tmp_path):
     assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_qat_mode_converts_and_autoquant_row(tmp_path):
+    """finetune.mode=qat: a fake-quantized fine-tune, the qat.convert row (int8 x int4 weights), then the
+    quantize_ rows from the QAT-trained float weights, and an autoquant row."""
+    from lowbit.recipes.finetune_then_quantize import main
+    from lowbit.recipes.pretrain_llama import pretrain
+
+    pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
+                                  SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
+    pretrain(pre_cfg, quiet=True)
+    out = tmp_path / "qat"
+    assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
+                 "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
+                 "finetune.mode=qat", "finetune.qat_scheme=int8dq_int4", "quantize.configs=[none, int4dq, autoquant]",
+                 "quantize.generate_tokens=2"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["finetune_mode"] == "qat"
+    converted, base, int4dq, auto = result["rows"]
+    assert converted["technique"] == "qat int8dq_int4 (convert)"
+    assert base["technique"].startswith("float32") and int4dq["technique"] == "int4dq"
+    assert auto["technique"].startswith("autoquant (")
+    # convert applies the same format quantize_ does, to the same weights: same size and perplexity.
+    assert converted["model_size_mib"] == int4dq["model_size_mib"] < 0.5 * base["model_size_mib"]
+    assert abs(converted["perplexity"] / int4dq["perplexity"] - 1) < 1e-3
+    assert auto["model_size_mib"] <= base["model_size_mib"]
+
+
 def test_qat_mode_without_lowbit_qat_is_a_clear_error(tmp_path):
     import importlib.util
 

@@ -3,6 +3,7 @@
     import lowbit
     lowbit.quantize_(model, "int4wo")                      # or lowbit.inference.Int4WeightOnlyConfig(64)
     lowbit.quantize_(model, "int8dq", modules_to_not_convert=["lm_head"])
+    plan = lowbit.autoquant(model, (x,))                   # fastest config per layer, measured
 
 Quantized weights are :class:`QuantizedTensor` parameters holding the parts of the C++
 ``lowbit::inference::QuantizedWeight``; every number comes from ``torch.ops.lowbit.*``.
@@ -21,6 +22,7 @@ from .config import (
     parse_quantize_config,
     quantize_shorthands,
 )
+from .autoquant import AutoquantPlan, apply_autoquant_plan, autoquant
 from .quantize import quantize_
 from .quantized_tensor import QuantizedTensor
 from .serialization import load_quantized, save_quantized
@@ -38,6 +40,9 @@ __all__ = [
     "parse_quantize_config",
     "quantize_shorthands",
     "quantize_",
+    "autoquant",
+    "apply_autoquant_plan",
+    "AutoquantPlan",
     "QuantizedTensor",
     "save_quantized",
     "load_quantized",

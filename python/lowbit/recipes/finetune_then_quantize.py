@@ -105,8 +105,6 @@ def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list
             curve.append((step + 1, loss.item()))
             progress.update(step + 1, curve[-1][1], lr)
     progress.finish()
-    if qat is not None:
-        _drop_fake_quant(model)
     model.eval()
     return curve
 
@@ -136,26 +134,45 @@ def _drop_fake_quant(model: torch.nn.Module) -> None:
         setattr(model.get_submodule(parent), child, plain)
 
 
-def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
-    """One row per ``quantize.configs`` entry ("none": the fine-tuned float model)."""
+def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, quiet=False) -> dict:
+    """One table row: validation perplexity, greedy tokens/s, peak memory and size of ``model``."""
     q = cfg["quantize"]
-    prompt = encode_bytes(q["prompt"])
+    model.eval()
+    _reset_peak(device)
+    val_loss = evaluate(model, val, device)
+    _, tok_s = greedy_generate(model, encode_bytes(q["prompt"]), q["generate_tokens"], cfg["model"]["max_seq_len"],
+                               device)
+    row = {"technique": technique, "perplexity": math.exp(val_loss), "tokens_per_s": tok_s,
+           "peak_memory_mib": _peak(device) / 2**20, "model_size_mib": model_size_bytes(model) / 2**20}
+    if not quiet:
+        print(f"{technique}: perplexity {row['perplexity']:.3f}, {row['tokens_per_s']:.1f} tok/s, "
+              f"peak {row['peak_memory_mib']:.0f} MiB, size {row['model_size_mib']:.3f} MiB", flush=True)
+    return row
+
+
+def convert_qat(cfg: dict, model: Llama, val, device, quiet=False) -> dict:
+    """The QAT row: lowbit.qat.convert on a copy of the fake-quantized model (the real quantized
+    model of the scheme's matching quantize_ config)."""
+    converted = _qat_module().convert(copy.deepcopy(model))
+    return measure(f"qat {cfg['finetune']['qat_scheme']} (convert)", converted, cfg, val, device, quiet)
+
+
+def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
+    """One row per ``quantize.configs`` entry: a quantize_ shorthand, "none" (the fine-tuned float
+    model) or "autoquant" (lowbit.autoquant on one validation batch, default candidates)."""
     rows = []
-    for name in q["configs"]:
+    for name in cfg["quantize"]["configs"]:
         candidate = copy.deepcopy(model)
-        if name != "none":
+        technique = name
+        if name == "none":
+            technique = f"{next(model.parameters()).dtype} (not quantized)".replace("torch.", "")
+        elif name == "autoquant":
+            plan = lowbit.autoquant(candidate, (val[0][0].to(device),), iters=3)
+            chosen = sorted({c for c in plan.chosen.values()})
+            technique = f"autoquant ({', '.join(chosen)})"
+        else:
             lowbit.quantize_(candidate, name)
-        candidate.eval()
-        _reset_peak(device)
-        val_loss = evaluate(candidate, val, device)
-        _, tok_s = greedy_generate(candidate, prompt, q["generate_tokens"], model.config.max_seq_len, device)
-        rows.append({"technique": name if name != "none" else "float32 (not quantized)",
-                     "perplexity": math.exp(val_loss), "tokens_per_s": tok_s,
-                     "peak_memory_mib": _peak(device) / 2**20, "model_size_mib": model_size_bytes(candidate) / 2**20})
-        if not quiet:
-            r = rows[-1]
-            print(f"{r['technique']}: perplexity {r['perplexity']:.3f}, {r['tokens_per_s']:.1f} tok/s, "
-                  f"peak {r['peak_memory_mib']:.0f} MiB, size {r['model_size_mib']:.3f} MiB", flush=True)
+        rows.append(measure(technique, candidate, cfg, val, device, quiet))
         del candidate
     return rows
 
@@ -191,7 +208,11 @@ def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
         print(f"# loaded {ft['checkpoint']} (step {step}); pretrained perplexity "
               f"{math.exp(evaluate(model, val, device)):.3f}", flush=True)
     curve = finetune(cfg, model, train_tokens, device, quiet) if t["steps"] > 0 else []
-    rows = compare_quantizations(cfg, model, val, device, quiet)
+    rows = []
+    if ft["mode"] == "qat" and curve:
+        rows.append(convert_qat(cfg, model, val, device, quiet))
+        _drop_fake_quant(model)  # the quantize_ rows start from the QAT-trained float weights
+    rows += compare_quantizations(cfg, model, val, device, quiet)
 
     table = markdown_table(rows)
     with open(os.path.join(out, "results.md"), "w") as f:
