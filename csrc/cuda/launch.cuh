@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 namespace lowbit::cuda {
 
@@ -39,6 +40,21 @@ inline unsigned grid_for(int64_t items, int threads = kBlockThreads) {
   const int64_t wanted = (items + threads - 1) / threads;
   const int64_t full = static_cast<int64_t>(num_sms()) * (2048 / threads);
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, full)));
+}
+
+// Calls f(std::integral_constant<int, MT>) with the smallest row tile MT in {1, 2, 4, 8} >= min(m, 8):
+// the small-M kernels (GEMV-like, one template instance per tile height) pick theirs with it.
+template <typename Fn>
+void visit_row_tile(int64_t m, Fn&& f) {
+  if (m <= 1) {
+    f(std::integral_constant<int, 1>());
+  } else if (m <= 2) {
+    f(std::integral_constant<int, 2>());
+  } else if (m <= 4) {
+    f(std::integral_constant<int, 4>());
+  } else {
+    f(std::integral_constant<int, 8>());
+  }
 }
 
 // Calls f(T()) with T the element type of a float32 / bfloat16 / float16 tensor (and float64

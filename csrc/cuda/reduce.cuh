@@ -44,6 +44,32 @@ __device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
   return warp_reduce(v, op);
 }
 
+// Sums each thread's tile acc[C][R] over the block (kThreads threads, a multiple of 32): warp
+// shuffles, then the per-warp partials added in warp order, a fixed order (so float sums are
+// deterministic). Thread t < C * R gets the sum of entry (t / R, t % R); the others get 0. Every
+// thread must call it; `partial` is the caller's shared buffer, which must not be reused before a
+// __syncthreads().
+template <int kThreads, int C, int R, typename Acc>
+__device__ __forceinline__ Acc block_sum_tile(const Acc (&acc)[C][R], Acc (&partial)[kThreads / kWarpSize][C * R]) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+#pragma unroll
+  for (int i = 0; i < C; ++i)
+#pragma unroll
+    for (int m = 0; m < R; ++m) {
+      Acc v = acc[i][m];
+#pragma unroll
+      for (int off = kWarpSize / 2; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+      if (lane == 0) partial[warp][i * R + m] = v;
+    }
+  __syncthreads();
+  Acc sum = 0;
+  if (threadIdx.x < C * R) {
+#pragma unroll
+    for (int q = 0; q < kThreads / kWarpSize; ++q) sum += partial[q][threadIdx.x];
+  }
+  return sum;
+}
+
 // amax accumulation into global memory: for non-negative, non-NaN floats the int32 bit patterns
 // order like the values, so one integer atomicMax is an exact float max. `*target` starts at 0.
 __device__ __forceinline__ void atomic_max_nonnegative(float* target, float v) {

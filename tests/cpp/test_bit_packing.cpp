@@ -1,6 +1,6 @@
 // lowbit::core::pack_uintx / unpack_uintx: round trips at every width, packed sizes, the exact
 // little-endian bit-stream layout (checked against a bit-by-bit reference and hand-computed
-// bytes), and errors.
+// bytes), the word-at-a-time chunk reads of the CUDA linear kernels, and errors.
 #include <gtest/gtest.h>
 
 #include <ATen/core/Tensor.h>
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/bit_packing.h>
 #include <lowbit/ops/bit_packing.h>
 
 #include "expect_error.h"
@@ -93,4 +94,45 @@ TEST(BitPacking, Errors) {
   }
   expect_error([] { lowbit::core::pack_uintx(at::zeros({4}, at::kChar), 4); }, "codes must be torch.uint8");
   expect_error([] { lowbit::core::unpack_uintx(at::zeros({4}, at::kInt), 4, 1); }, "packed must be torch.uint8");
+}
+
+// The word-at-a-time reads the CUDA linear kernels use (csrc/cuda/weight_only_linear.cu): every
+// code of every chunk, at every width, equals unpack_code on the same stream.
+TEST(BitPacking, ChunkCodeMatchesUnpackCodeAtEveryWidth) {
+  std::mt19937 gen(5);
+  for (int bits = 1; bits <= 8; ++bits) {
+    std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+    constexpr int64_t kChunks = 7;
+    std::vector<int> codes(32 * kChunks);
+    for (auto& c : codes) c = code(gen);
+    codes[0] = (1 << bits) - 1;  // all-ones codes at both ends of the stream
+    codes.back() = (1 << bits) - 1;
+    const at::Tensor packed = lowbit::core::pack_uintx(bytes(codes), bits);
+    ASSERT_EQ(packed.numel(), 4 * bits * kChunks);  // whole words, `bits` per chunk
+    const uint8_t* p = packed.data_ptr<uint8_t>();
+    for (int64_t c = 0; c < kChunks; ++c) {
+      uint32_t words[8];
+      for (int i = 0; i < bits; ++i) words[i] = lowbit::core::stream_word(p, c * bits + i);
+      for (int j = 0; j < 32; ++j) {
+        const int64_t i = 32 * c + j;
+        ASSERT_EQ(lowbit::core::chunk_code(words, bits, j), lowbit::core::unpack_code(p, bits, i))
+            << bits << " bits, chunk " << c << ", code " << j;
+        ASSERT_EQ(static_cast<int>(lowbit::core::chunk_code(words, bits, j)), codes[i]);
+      }
+    }
+  }
+}
+
+TEST(BitPacking, StreamWordIsLittleEndian) {
+  const at::Tensor b = bytes({0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF});
+  EXPECT_EQ(lowbit::core::stream_word(b.data_ptr<uint8_t>(), 0), 0x67452301u);
+  EXPECT_EQ(lowbit::core::stream_word(b.data_ptr<uint8_t>(), 1), 0xEFCDAB89u);
+}
+
+TEST(BitPacking, CodeToFloatIsExact) {
+  for (uint32_t q = 0; q < 256; ++q) {
+    EXPECT_EQ(lowbit::core::small_uint_to_float(q), static_cast<float>(q)) << q;
+    EXPECT_EQ(lowbit::core::int8_byte_to_float(q), static_cast<float>(static_cast<int8_t>(q))) << q;
+  }
+  EXPECT_EQ(lowbit::core::small_uint_to_float((1u << 23) - 1), 8388607.0f);
 }
