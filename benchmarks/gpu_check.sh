@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 status=0
 
+if compgen -G ".whl/*.whl" > /dev/null; then  # peers carried from benchmarks/fetch_peer_wheels.sh
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
 echo "== build (CUDA) =="
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 start=$(date +%s)
@@ -19,7 +24,7 @@ cmake -S . -B build/gpu -G Ninja -DLOWBIT_CUDA=ON -DLOWBIT_BUILD_TESTS=OFF -DCMA
   > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 ninja -C build/gpu > "$out/build.log" 2>&1 || { grep -B2 -A12 -m3 "error" "$out/build.log"; tail -20 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-export PYTHONPATH="$PWD/build/gpu/python"
+export PYTHONPATH="$PWD/build/gpu/python${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import lowbit; print(lowbit.build_info())"
 
 echo "== tests (CPU references and CUDA kernels) =="
