@@ -130,7 +130,7 @@ std::string checked_choice(const std::string& chosen, const std::string& where) 
   if (chosen == kAutoquantNone) return chosen;
   try {
     return parse_quantize_config(chosen).name();
-  } catch (const c10::Error& e) {
+  } catch (const c10::Error&) {
     TORCH_CHECK(false, where, ": chosen config '", chosen, "' is not a quantize_ shorthand");
   }
 }

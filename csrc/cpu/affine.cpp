@@ -19,11 +19,10 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_cpu(const at::Tensor& i
                                                              c10::string_view zero_point_domain,
                                                              std::optional<double> eps,
                                                              std::optional<at::ScalarType> scale_dtype) {
-  ops::check_float_input(input, "choose_qparams_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const bool symmetric = core::parse_symmetric(std::string(mapping));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  ops::check_domain_mapping(domain, symmetric);
+  const ops::AffineArgs args = ops::parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
+  const bool symmetric = args.symmetric;
   const core::BlockIndexer ix = core::make_block_indexer(input.sizes(), block_size);
   const auto shape = ops::affine_qparams_shape(input.sym_sizes(), block_size);
 
@@ -52,10 +51,10 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_cpu(const at::Tensor& i
 at::Tensor quantize_affine_cpu(const at::Tensor& input, at::IntArrayRef block_size, const at::Tensor& scale,
                                const at::Tensor& zero_point, c10::string_view qdtype,
                                c10::string_view zero_point_domain) {
-  ops::check_float_input(input, "quantize_affine");
-  ops::check_qparams(input, block_size, scale, zero_point, "quantize_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
+  const ops::AffineArgs args =
+      ops::parse_quantize_args(input, block_size, scale, zero_point, qdtype, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
   const core::BlockIndexer ix = core::make_block_indexer(input.sizes(), block_size);
 
   const at::Tensor x = input.contiguous().to(at::kFloat);
@@ -78,10 +77,10 @@ at::Tensor quantize_affine_cpu(const at::Tensor& input, at::IntArrayRef block_si
 at::Tensor dequantize_affine_cpu(const at::Tensor& data, at::IntArrayRef block_size, const at::Tensor& scale,
                                  const at::Tensor& zero_point, c10::string_view qdtype,
                                  c10::string_view zero_point_domain, at::ScalarType output_dtype) {
-  ops::check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  ops::check_affine_data_dtype(data, range, qdtype);
+  const ops::AffineArgs args =
+      ops::parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
   const core::BlockIndexer ix = core::make_block_indexer(data.sizes(), block_size);
 
   const at::Tensor q = data.contiguous().to(at::kInt);

@@ -153,12 +153,10 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_cuda(const at::Tensor& 
                                                               c10::string_view zero_point_domain,
                                                               std::optional<double> eps,
                                                               std::optional<at::ScalarType> scale_dtype) {
-  // The same checks, in the same order, as the CPU reference.
-  ops::check_float_input(input, "choose_qparams_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const bool symmetric = core::parse_symmetric(std::string(mapping));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  ops::check_domain_mapping(domain, symmetric);
+  const ops::AffineArgs args = ops::parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
+  const bool symmetric = args.symmetric;
   const core::BlockIndexer ix = core::make_block_indexer(input.sizes(), block_size);
   const auto shape = ops::affine_qparams_shape(input.sym_sizes(), block_size);
 

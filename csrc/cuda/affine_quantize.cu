@@ -41,11 +41,10 @@ __global__ void dequantize_kernel(const uint8_t* codes, Out* out, int64_t n, boo
 at::Tensor quantize_affine_cuda(const at::Tensor& input, at::IntArrayRef block_size, const at::Tensor& scale,
                                 const at::Tensor& zero_point, c10::string_view qdtype,
                                 c10::string_view zero_point_domain) {
-  // The same checks, in the same order, as the CPU reference.
-  ops::check_float_input(input, "quantize_affine");
-  ops::check_qparams(input, block_size, scale, zero_point, "quantize_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
+  const ops::AffineArgs args =
+      ops::parse_quantize_args(input, block_size, scale, zero_point, qdtype, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
   const core::BlockIndexer ix = core::make_block_indexer(input.sizes(), block_size);
 
   const c10::cuda::CUDAGuard guard(input.device());
@@ -73,11 +72,10 @@ at::Tensor quantize_affine_cuda(const at::Tensor& input, at::IntArrayRef block_s
 at::Tensor dequantize_affine_cuda(const at::Tensor& data, at::IntArrayRef block_size, const at::Tensor& scale,
                                   const at::Tensor& zero_point, c10::string_view qdtype,
                                   c10::string_view zero_point_domain, at::ScalarType output_dtype) {
-  // The same checks, in the same order, as the CPU reference.
-  ops::check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
-  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
-  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  ops::check_affine_data_dtype(data, range, qdtype);
+  const ops::AffineArgs args =
+      ops::parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain);
+  const core::QuantRange range = args.range;
+  const core::ZeroPointDomain domain = args.domain;
   const core::BlockIndexer ix = core::make_block_indexer(data.sizes(), block_size);
 
   const c10::cuda::CUDAGuard guard(data.device());

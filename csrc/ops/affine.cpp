@@ -47,31 +47,23 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_meta(const at::Tensor& 
                                                               c10::string_view zero_point_domain,
                                                               std::optional<double> eps,
                                                               std::optional<at::ScalarType> scale_dtype) {
-  check_float_input(input, "choose_qparams_affine");
-  core::parse_qdtype(std::string(qdtype));
-  const auto domain = core::parse_zero_point_domain(std::string(zero_point_domain));
-  check_domain_mapping(domain, core::parse_symmetric(std::string(mapping)));
+  const AffineArgs args = parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain);
   const auto shape = affine_qparams_shape(input.sym_sizes(), block_size);
   return {at::empty_symint(shape, input.options().dtype(scale_dtype.value_or(at::kFloat))),
-          at::empty_symint(shape, input.options().dtype(zero_point_dtype(domain)))};
+          at::empty_symint(shape, input.options().dtype(zero_point_dtype(args.domain)))};
 }
 
 at::Tensor quantize_affine_meta(const at::Tensor& input, at::IntArrayRef block_size, const at::Tensor& scale,
                                 const at::Tensor& zero_point, c10::string_view qdtype,
                                 c10::string_view zero_point_domain) {
-  check_float_input(input, "quantize_affine");
-  check_qparams(input, block_size, scale, zero_point, "quantize_affine");
-  core::parse_zero_point_domain(std::string(zero_point_domain));
-  const auto range = core::parse_qdtype(std::string(qdtype));
-  return at::empty_symint(input.sym_sizes(), input.options().dtype(affine_storage_dtype(range)));
+  const AffineArgs args = parse_quantize_args(input, block_size, scale, zero_point, qdtype, zero_point_domain);
+  return at::empty_symint(input.sym_sizes(), input.options().dtype(affine_storage_dtype(args.range)));
 }
 
 at::Tensor dequantize_affine_meta(const at::Tensor& data, at::IntArrayRef block_size, const at::Tensor& scale,
                                   const at::Tensor& zero_point, c10::string_view qdtype,
                                   c10::string_view zero_point_domain, at::ScalarType output_dtype) {
-  check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
-  core::parse_zero_point_domain(std::string(zero_point_domain));
-  check_affine_data_dtype(data, core::parse_qdtype(std::string(qdtype)), qdtype);
+  parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain);
   return at::empty_symint(data.sym_sizes(), data.options().dtype(output_dtype));
 }
 

@@ -65,4 +65,41 @@ inline void check_domain_mapping(core::ZeroPointDomain domain, bool symmetric) {
               "affine quantization: zero_point_domain 'float' goes with mapping 'asymmetric' only");
 }
 
+// The parsed arguments of one affine op. The parse_*_args functions run every check of their op in
+// one order, so the Meta, CPU and CUDA kernels reject the same inputs with the same message.
+struct AffineArgs {
+  core::QuantRange range;
+  core::ZeroPointDomain domain;
+  bool symmetric = false;  // choose_qparams_affine's mapping; unused by the other two ops
+};
+
+inline AffineArgs parse_choose_qparams_args(const at::Tensor& input, c10::string_view qdtype,
+                                            c10::string_view mapping, c10::string_view zero_point_domain) {
+  check_float_input(input, "choose_qparams_affine");
+  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
+  const bool symmetric = core::parse_symmetric(std::string(mapping));
+  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
+  check_domain_mapping(domain, symmetric);
+  return {range, domain, symmetric};
+}
+
+inline AffineArgs parse_quantize_args(const at::Tensor& input, c10::IntArrayRef block_size, const at::Tensor& scale,
+                                      const at::Tensor& zero_point, c10::string_view qdtype,
+                                      c10::string_view zero_point_domain) {
+  check_float_input(input, "quantize_affine");
+  check_qparams(input, block_size, scale, zero_point, "quantize_affine");
+  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
+  return {range, core::parse_zero_point_domain(std::string(zero_point_domain))};
+}
+
+inline AffineArgs parse_dequantize_args(const at::Tensor& data, c10::IntArrayRef block_size, const at::Tensor& scale,
+                                        const at::Tensor& zero_point, c10::string_view qdtype,
+                                        c10::string_view zero_point_domain) {
+  check_qparams(data, block_size, scale, zero_point, "dequantize_affine");
+  const core::QuantRange range = core::parse_qdtype(std::string(qdtype));
+  const core::ZeroPointDomain domain = core::parse_zero_point_domain(std::string(zero_point_domain));
+  check_affine_data_dtype(data, range, qdtype);
+  return {range, domain};
+}
+
 }  // namespace lowbit::ops

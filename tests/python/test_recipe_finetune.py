@@ -21,17 +21,24 @@ SHRINK = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_hea
           "train.eval_batches=2", "train.eval_every=0", "train.log_every=1"]
 
 
-def test_finetune_then_quantize_writes_the_table(tmp_path):
+def pretrain_then_finetune(tmp_path, out_name: str, *overrides: str):
+    """Pretrains a tiny checkpoint for 3 steps, runs finetune_then_quantize for 2 with `overrides`;
+    returns the output directory."""
     from lowbit.recipes.finetune_then_quantize import main
     from lowbit.recipes.pretrain_llama import pretrain
 
     pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
                                   SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
     pretrain(pre_cfg, quiet=True)
-    out = tmp_path / "ft"
+    out = tmp_path / out_name
     assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
                  "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
-                 "quantize.configs=[none, int8wo]", "quantize.generate_tokens=2"]) == 0
+                 "quantize.generate_tokens=2", *overrides]) == 0
+    return out
+
+
+def test_finetune_then_quantize_writes_the_table(tmp_path):
+    out = pretrain_then_finetune(tmp_path, "ft", "quantize.configs=[none, int8wo]")
     result = json.loads((out / "results.json").read_text())
     base, int8 = result["rows"]
     assert base["technique"].startswith("float32") and int8["technique"] == "int8wo"
@@ -46,17 +53,8 @@ def test_finetune_then_quantize_writes_the_table(tmp_path):
 def test_qat_mode_converts_and_autoquant_row(tmp_path):
     """finetune.mode=qat: a fake-quantized fine-tune, the qat.convert row (int8 x int4 weights), then the
     quantize_ rows from the QAT-trained float weights, and an autoquant row."""
-    from lowbit.recipes.finetune_then_quantize import main
-    from lowbit.recipes.pretrain_llama import pretrain
-
-    pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
-                                  SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
-    pretrain(pre_cfg, quiet=True)
-    out = tmp_path / "qat"
-    assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
-                 "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
-                 "finetune.mode=qat", "finetune.qat_scheme=int8dq_int4", "quantize.configs=[none, int4dq, autoquant]",
-                 "quantize.generate_tokens=2"]) == 0
+    out = pretrain_then_finetune(tmp_path, "qat", "finetune.mode=qat", "finetune.qat_scheme=int8dq_int4",
+                                 "quantize.configs=[none, int4dq, autoquant]")
     result = json.loads((out / "results.json").read_text())
     assert result["finetune_mode"] == "qat"
     converted, base, int4dq, auto = result["rows"]

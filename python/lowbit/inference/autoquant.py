@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .. import _C
-from .config import parse_quantize_config
+from .config import as_config, parse_quantize_config
 from .quantize import install_quantized, selected_linears
 from .quantized_tensor import QuantizedTensor
 
@@ -90,7 +90,7 @@ def autoquant(
         apply_autoquant_plan(model, plan)
         return plan
     if candidates is not None:
-        names = [parse_quantize_config(c).name if isinstance(c, str) else c.name for c in candidates]
+        names = [as_config(c).name for c in candidates]
         if not names:
             raise ValueError("autoquant: candidates is empty; pass None for the defaults "
                              f"{list(_C.default_autoquant_candidates())}")

@@ -77,10 +77,10 @@ def _qat_module():
 
 
 def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list[tuple[int, float]]:
-    """Fine-tunes in place for ``train.steps`` (QAT: fake-quantized linears, converted back to
-    plain weights afterwards, ready for quantize_). Returns the (step, loss) curve."""
+    """Fine-tunes in place for ``train.steps``; returns the (step, loss) curve. With
+    ``finetune.mode=qat`` the linears are fake-quantized (lowbit.qat.prepare) and stay so: run()
+    converts a copy, then puts plain linears back for the quantize_ comparison."""
     t, d, ft = cfg["train"], cfg["data"], cfg["finetune"]
-    qat = None
     if ft["mode"] == "qat":
         qat = _qat_module()
         qat.prepare(model, _qat_config(qat, ft["qat_scheme"]))
