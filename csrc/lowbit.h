@@ -22,6 +22,7 @@
 #include <lowbit/inference/quantized_linear_method.h>
 #include <lowbit/inference/quantize.h>
 #include <lowbit/inference/serialization.h>
+#include <lowbit/inference/autoquant.h>
 #include <lowbit/qat/qat.h>
 #include <lowbit/ops/adamw_lowbit.h>
 #include <lowbit/io/safetensors.h>
