@@ -3,9 +3,16 @@
 
 #include <string>
 
-#include <lowbit/ops/float8_linear.h>
+#include <lowbit/core/float8_linear.h>
 
 namespace lowbit::float8 {
+
+// The recipe and the differentiable float8 linear are core numerics (csrc/core/float8_linear.h);
+// the float8 feature re-exports them under its own namespace.
+using core::Float8Recipe;
+using core::float8_linear;
+using core::float8_recipe_name;
+using core::parse_float8_recipe;
 
 struct Float8LinearConfig {
   Float8Recipe recipe = Float8Recipe::Tensorwise;

@@ -7,11 +7,11 @@
 
 #include <limits>
 
-#include <lowbit/ops/affine.h>
-#include <lowbit/ops/bit_packing.h>
-#include <lowbit/ops/float8_cast.h>
-#include <lowbit/ops/fpx.h>
-#include <lowbit/ops/quantized_linear.h>
+#include <lowbit/core/affine.h>
+#include <lowbit/core/bit_packing.h>
+#include <lowbit/core/float8_cast.h>
+#include <lowbit/core/fpx.h>
+#include <lowbit/core/quantized_linear.h>
 
 namespace lowbit::inference {
 namespace {

@@ -7,7 +7,7 @@
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
 
-#include <lowbit/ops/adamw_lowbit.h>
+#include <lowbit/core/adamw_lowbit.h>
 
 namespace lowbit::optim {
 

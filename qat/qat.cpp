@@ -3,7 +3,7 @@
 #include <ATen/ops/linear.h>
 
 #include <lowbit/inference/quantized_linear_method.h>
-#include <lowbit/ops/fake_quantize.h>
+#include <lowbit/core/fake_quantize.h>
 
 namespace lowbit::qat {
 

@@ -1,10 +1,10 @@
-// CPU reference kernels of lowbit::pack_uintx / unpack_uintx (per element: core/bit_packing.h).
+// CPU reference kernels of lowbit::pack_uintx / unpack_uintx (per element: core/bitstream.h).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include <lowbit/core/bit_packing.h>
+#include <lowbit/core/bitstream.h>
 #include <lowbit/ops/bit_packing_checks.h>
 
 namespace lowbit::cpu {

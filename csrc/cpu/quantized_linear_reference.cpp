@@ -11,15 +11,24 @@
 #include <ATen/ops/matmul.h>
 #include <torch/library.h>
 
-#include <lowbit/ops/affine.h>
-#include <lowbit/ops/bit_packing.h>
-#include <lowbit/ops/float8_cast.h>
-#include <lowbit/ops/fpx.h>
+#include <lowbit/core/affine.h>
+#include <lowbit/core/bit_packing.h>
+#include <lowbit/core/float8_cast.h>
+#include <lowbit/core/fpx.h>
 #include <lowbit/ops/quantized_linear_checks.h>
-#include <lowbit/ops/scaled_mm.h>
+#include <lowbit/core/scaled_mm.h>
 
-namespace lowbit::ops {
+namespace lowbit::cpu {
 namespace {
+
+using ops::check_float8_weight;
+using ops::check_fpx_weight;
+using ops::check_int4_tinygemm;
+using ops::check_int8_weight;
+using ops::check_packed_groupwise;
+using ops::check_qlinear_bias;
+using ops::check_qlinear_input;
+using ops::QLinearDims;
 
 using OptTensor = std::optional<at::Tensor>;
 
@@ -187,4 +196,4 @@ TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) {
   m.impl("float8_dynamic_activation_linear", &float8_dynamic_activation_linear_ref);
 }
 
-}  // namespace lowbit::ops
+}  // namespace lowbit::cpu

@@ -1,5 +1,5 @@
 // CUDA kernels of lowbit::pack_uintx / unpack_uintx: one thread per OUTPUT element (a packed
-// byte, or a code), each computed with the same core/bit_packing.h function as the CPU reference
+// byte, or a code), each computed with the same core/bitstream.h function as the CPU reference
 // (csrc/cpu/bit_packing.cpp), so the streams are bit-identical.
 //
 // One difference, on purpose: the CPU pack rejects codes that do not fit in `bits`; on CUDA
@@ -9,7 +9,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include <lowbit/core/bit_packing.h>
+#include <lowbit/core/bitstream.h>
 #include <lowbit/ops/bit_packing_checks.h>
 
 #include "launch.cuh"

@@ -49,7 +49,7 @@
 #include <type_traits>
 
 #include <lowbit/core/affine_quant.h>
-#include <lowbit/core/bit_packing.h>
+#include <lowbit/core/bitstream.h>
 #include <lowbit/core/fpx_format.h>
 #include <lowbit/ops/quantized_linear_checks.h>
 

@@ -1,43 +1,10 @@
-// Schemas, shape (Meta) kernels and C++ entry points of the affine quantization ops.
-#include <lowbit/ops/affine.h>
+// Schemas and shape (Meta) kernels of the affine quantization ops.
+#include <lowbit/core/affine.h>
 
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <lowbit/ops/affine_checks.h>
-#include <lowbit/ops/dispatch.h>
-
-namespace lowbit::core {
-
-std::tuple<at::Tensor, at::Tensor> choose_qparams_affine(const at::Tensor& input, at::IntArrayRef block_size,
-                                                         const std::string& qdtype, const std::string& mapping,
-                                                         const std::string& zero_point_domain,
-                                                         std::optional<double> eps,
-                                                         std::optional<at::ScalarType> scale_dtype) {
-  static auto op = ops::find_op<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, at::IntArrayRef, c10::string_view, c10::string_view, c10::string_view,
-      std::optional<double>, std::optional<at::ScalarType>)>("lowbit::choose_qparams_affine");
-  return op.call(input, block_size, qdtype, mapping, zero_point_domain, eps, scale_dtype);
-}
-
-at::Tensor quantize_affine(const at::Tensor& input, at::IntArrayRef block_size, const at::Tensor& scale,
-                           const at::Tensor& zero_point, const std::string& qdtype,
-                           const std::string& zero_point_domain) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, at::IntArrayRef, const at::Tensor&, const at::Tensor&,
-                                           c10::string_view, c10::string_view)>("lowbit::quantize_affine");
-  return op.call(input, block_size, scale, zero_point, qdtype, zero_point_domain);
-}
-
-at::Tensor dequantize_affine(const at::Tensor& data, at::IntArrayRef block_size, const at::Tensor& scale,
-                             const at::Tensor& zero_point, const std::string& qdtype,
-                             const std::string& zero_point_domain, at::ScalarType output_dtype) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, at::IntArrayRef, const at::Tensor&, const at::Tensor&,
-                                           c10::string_view, c10::string_view, at::ScalarType)>(
-      "lowbit::dequantize_affine");
-  return op.call(data, block_size, scale, zero_point, qdtype, zero_point_domain, output_dtype);
-}
-
-}  // namespace lowbit::core
 
 namespace lowbit::ops {
 namespace {

@@ -1,24 +1,12 @@
 // lowbit::fake_quantize_affine: schema, forward (CompositeExplicitAutograd), Meta kernel and the
 // straight-through-estimator autograd formula (Autograd key).
-#include <lowbit/ops/fake_quantize.h>
+#include <lowbit/core/fake_quantize.h>
 
 #include <ATen/ops/empty.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include <lowbit/ops/affine.h>
-#include <lowbit/ops/dispatch.h>
-
-namespace lowbit::core {
-
-at::Tensor fake_quantize_affine(const at::Tensor& input, at::IntArrayRef block_size, const std::string& qdtype,
-                                const std::string& mapping, const std::string& zero_point_domain) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, at::IntArrayRef, c10::string_view, c10::string_view,
-                                           c10::string_view)>("lowbit::fake_quantize_affine");
-  return op.call(input, block_size, qdtype, mapping, zero_point_domain);
-}
-
-}  // namespace lowbit::core
+#include <lowbit/core/affine.h>
 
 namespace lowbit::ops {
 namespace {

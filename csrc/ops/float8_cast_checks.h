@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include <lowbit/ops/float8_cast.h>
+#include <lowbit/core/float8_cast.h>
 
 namespace lowbit::ops {
 

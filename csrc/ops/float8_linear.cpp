@@ -8,49 +8,20 @@
 // Tensorwise scales serve every reduction dim, so its fp8 copies of x and W are reused in
 // backward; row-wise scales differ per GEMM, so rowwise keeps x and W in high precision and casts
 // each operand for its GEMM (as torchao does).
-#include <lowbit/ops/float8_linear.h>
+#include <lowbit/core/float8_linear.h>
 
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/sum.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include <lowbit/ops/dispatch.h>
-#include <lowbit/ops/float8_cast.h>
-#include <lowbit/ops/scaled_mm.h>
-
-namespace lowbit::float8 {
-
-Float8Recipe parse_float8_recipe(const std::string& name) {
-  if (name == "tensorwise") return Float8Recipe::Tensorwise;
-  if (name == "rowwise") return Float8Recipe::Rowwise;
-  if (name == "rowwise_with_gw_hp") return Float8Recipe::RowwiseWithGwHp;
-  TORCH_CHECK(false, "float8: unknown recipe '", name, "'; allowed: 'tensorwise', 'rowwise', 'rowwise_with_gw_hp'");
-}
-
-std::string float8_recipe_name(Float8Recipe recipe) {
-  switch (recipe) {
-    case Float8Recipe::Tensorwise: return "tensorwise";
-    case Float8Recipe::Rowwise: return "rowwise";
-    case Float8Recipe::RowwiseWithGwHp: return "rowwise_with_gw_hp";
-  }
-  return "";
-}
-
-at::Tensor float8_linear(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                         const std::string& recipe, bool emulate, bool round_scales_to_power_of_2,
-                         bool recompute_weight_in_bwd) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                           c10::string_view, bool, bool, bool)>("lowbit::float8_linear");
-  return op.call(input, weight, bias, recipe, emulate, round_scales_to_power_of_2, recompute_weight_in_bwd);
-}
-
-}  // namespace lowbit::float8
+#include <lowbit/core/float8_cast.h>
+#include <lowbit/core/scaled_mm.h>
 
 namespace lowbit::ops {
 namespace {
 
-using float8::Float8Recipe;
+using core::Float8Recipe;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -107,7 +78,7 @@ at::Tensor float8_linear_forward(const at::Tensor& input, const at::Tensor& weig
                                  const std::optional<at::Tensor>& bias, c10::string_view recipe, bool emulate,
                                  bool round_scales_to_power_of_2, bool recompute_weight_in_bwd) {
   check_float8_linear_args(input, weight, bias);
-  const Float8Recipe r = float8::parse_float8_recipe(std::string(recipe));
+  const Float8Recipe r = core::parse_float8_recipe(std::string(recipe));
   const at::Tensor x2 = input.reshape_symint({-1, input.sym_size(-1)});
   Fp8 x_fp8, w_fp8;
   const at::Tensor out = forward_gemm(x2, weight, bias, r, emulate, round_scales_to_power_of_2, &x_fp8, &w_fp8);
@@ -120,7 +91,7 @@ class Float8LinearFunction : public torch::autograd::Function<Float8LinearFuncti
                             const std::optional<at::Tensor>& bias, c10::string_view recipe, bool emulate,
                             bool pow2, bool recompute_weight) {
     check_float8_linear_args(input, weight, bias);
-    const Float8Recipe r = float8::parse_float8_recipe(std::string(recipe));
+    const Float8Recipe r = core::parse_float8_recipe(std::string(recipe));
     const at::Tensor x2 = input.reshape_symint({-1, input.sym_size(-1)});
     Fp8 x_fp8, w_fp8;  // the weight is cast from its own (master) dtype
     const at::Tensor out = forward_gemm(x2, weight, bias, r, emulate, pow2, &x_fp8, &w_fp8);

@@ -1,26 +1,10 @@
-// Schemas, shape (Meta) kernels and C++ entry points of lowbit::fpx_encode / fpx_decode.
-#include <lowbit/ops/fpx.h>
+// Schemas and shape (Meta) kernels of lowbit::fpx_encode / fpx_decode.
+#include <lowbit/core/fpx.h>
 
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include <lowbit/ops/dispatch.h>
 #include <lowbit/ops/fpx_checks.h>
-
-namespace lowbit::core {
-
-at::Tensor fpx_encode(const at::Tensor& x, int64_t ebits, int64_t mbits) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, int64_t, int64_t)>("lowbit::fpx_encode");
-  return op.call(x, ebits, mbits);
-}
-
-at::Tensor fpx_decode(const at::Tensor& codes, int64_t ebits, int64_t mbits, at::ScalarType dtype) {
-  static auto op =
-      ops::find_op<at::Tensor(const at::Tensor&, int64_t, int64_t, at::ScalarType)>("lowbit::fpx_decode");
-  return op.call(codes, ebits, mbits, dtype);
-}
-
-}  // namespace lowbit::core
 
 namespace lowbit::ops {
 namespace {

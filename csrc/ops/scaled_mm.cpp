@@ -1,24 +1,10 @@
-// Schema, shape (Meta) kernel and C++ entry point of lowbit::scaled_mm.
-#include <lowbit/ops/scaled_mm.h>
+// Schema and shape (Meta) kernel of lowbit::scaled_mm.
+#include <lowbit/core/scaled_mm.h>
 
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include <lowbit/ops/dispatch.h>
 #include <lowbit/ops/scaled_mm_checks.h>
-
-namespace lowbit::core {
-
-at::Tensor scaled_mm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& scale_a, const at::Tensor& scale_b,
-                     const std::optional<at::Tensor>& bias, std::optional<at::ScalarType> out_dtype,
-                     bool use_fast_accum, bool emulate) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                           const std::optional<at::Tensor>&, std::optional<at::ScalarType>, bool,
-                                           bool)>("lowbit::scaled_mm");
-  return op.call(a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, emulate);
-}
-
-}  // namespace lowbit::core
 
 namespace lowbit::ops {
 namespace {

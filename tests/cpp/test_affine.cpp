@@ -14,7 +14,7 @@
 #include <tuple>
 #include <vector>
 
-#include <lowbit/ops/affine.h>
+#include <lowbit/core/affine.h>
 
 #include "expect_error.h"
 

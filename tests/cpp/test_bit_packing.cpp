@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/bitstream.h>
 #include <lowbit/core/bit_packing.h>
-#include <lowbit/ops/bit_packing.h>
 
 #include "expect_error.h"
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include <lowbit/ops/float8_cast.h>
+#include <lowbit/core/float8_cast.h>
 
 #include "expect_error.h"
 

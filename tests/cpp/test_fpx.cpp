@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <lowbit/ops/fpx.h>
+#include <lowbit/core/fpx.h>
 
 #include "expect_error.h"
 

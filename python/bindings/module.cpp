@@ -4,7 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lowbit/ops/build_info.h>
+#include <lowbit/build_info.h>
 
 namespace py = pybind11;
 

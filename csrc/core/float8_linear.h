@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-namespace lowbit::float8 {
+namespace lowbit::core {
 
 // How tensors are scaled to float8 and which GEMMs run in fp8 (see README's table):
 //   Tensorwise:       input, weight -> e4m3, grad_output -> e5m2, one dynamic scale per tensor;
@@ -30,4 +30,4 @@ at::Tensor float8_linear(const at::Tensor& input, const at::Tensor& weight, cons
                          const std::string& recipe = "tensorwise", bool emulate = false,
                          bool round_scales_to_power_of_2 = false, bool recompute_weight_in_bwd = false);
 
-}  // namespace lowbit::float8
+}  // namespace lowbit::core

@@ -1,4 +1,4 @@
-#include <lowbit/ops/build_info.h>
+#include <lowbit/build_info.h>
 
 #include <lowbit/build_config.h>
 
