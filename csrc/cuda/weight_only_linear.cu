@@ -6,7 +6,8 @@
 //
 // Files: this one checks the arguments, picks the path (rules in quantized_linear_paths.h, tested
 // on the CPU), records it (lowbit::core::last_kernel_path("weight_only_linear")) and registers the
-// ops; weight_only_gemv.cu, weight_only_gemm.cu and weight_only_dequantize.cu hold the paths;
+// ops; weight_only_gemv.cuh (instantiated per format by weight_only_gemv_*.cu), weight_only_gemm.cu
+// and weight_only_dequantize.cu hold the paths;
 // weight_only_linear.cuh (formats, Problem, launchers) and weight_only_decode.cuh (decoders,
 // epilogue) are shared.
 //
@@ -90,7 +91,7 @@ at::Tensor weight_only_linear(const at::Tensor& input, Problem p, const char* op
     case WeightOnlyPath::Gemv:
       core::record_kernel_path(core::KernelPath::WeightOnlyGemv);
       y = at::empty({p.m, p.n}, p.x.options());
-      launch_gemv(p, F, y);
+      launch_gemv_for<F>(p, y);
       break;
     case WeightOnlyPath::Wmma:
       core::record_kernel_path(core::KernelPath::WeightOnlyWmma);

@@ -61,7 +61,8 @@ void visit_bits(int bits, Fn&& f) {
 }
 
 // The three paths (y: (M, N) in x's dtype, written in full).
-void launch_gemv(const Problem& p, Fmt f, at::Tensor& y);           // weight_only_gemv.cu
+template <Fmt F>
+void launch_gemv_for(const Problem& p, at::Tensor& y);              // weight_only_gemv.cuh, one .cu per format
 void launch_wmma_gemm(const Problem& p, Fmt f, at::Tensor& y);      // weight_only_gemm.cu
 at::Tensor dequantize_weight(const Problem& p, Fmt f, at::ScalarType dtype);  // weight_only_dequantize.cu
 

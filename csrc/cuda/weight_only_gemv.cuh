@@ -1,11 +1,14 @@
 // Weight-only linear, path "gemv" (M <= 8): the fused dequantize GEMV. See weight_only_linear.cu.
+// One template for the three formats; weight_only_gemv_{int8,uintx,fpx}.cu each instantiate one
+// (about 100 kernels for uintx and fpx: one file each lets a full build compile them in parallel).
+#pragma once
+
 #include <c10/cuda/CUDAStream.h>
 
 #include "reduce.cuh"
 #include "weight_only_decode.cuh"
 
 namespace lowbit::cuda::weight_only {
-namespace {
 
 constexpr int kGemvThreads = 128;
 constexpr int kGemvCols = 4;  // output columns per block: each x load serves 4 packed rows
@@ -84,7 +87,7 @@ __global__ void __launch_bounds__(kGemvThreads)
 }
 
 template <typename T, Fmt F>
-void launch(const Problem& p, at::Tensor& y) {
+void launch_gemv_typed(const Problem& p, at::Tensor& y) {
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const unsigned blocks = static_cast<unsigned>((p.n + kGemvCols - 1) / kGemvCols);
   const auto* w = static_cast<const uint32_t*>(p.packed.const_data_ptr());
@@ -97,17 +100,9 @@ void launch(const Problem& p, at::Tensor& y) {
   });
 }
 
-}  // namespace
-
-void launch_gemv(const Problem& p, Fmt f, at::Tensor& y) {
-  visit_float_type(p.x.scalar_type(), [&](auto tag) {
-    using T = decltype(tag);
-    switch (f) {
-      case Fmt::Int8: launch<T, Fmt::Int8>(p, y); break;
-      case Fmt::Uintx: launch<T, Fmt::Uintx>(p, y); break;
-      case Fmt::Fpx: launch<T, Fmt::Fpx>(p, y); break;
-    }
-  });
+template <Fmt F>
+void launch_gemv_for(const Problem& p, at::Tensor& y) {
+  visit_float_type(p.x.scalar_type(), [&](auto tag) { launch_gemv_typed<decltype(tag), F>(p, y); });
 }
 
 }  // namespace lowbit::cuda::weight_only
