@@ -4,10 +4,11 @@ problem and operand layout (sliced, offset, column-major); which path ran (the o
 path on Hopper, never a silent fallback); the training linear against emulate; and CUDA-graph
 capture of a whole training step (which proves no host synchronization).
 
-Bounds: cuBLASLt and the emulation multiply the same fp8 values and accumulate in float32, so
-they differ by summation order and the output rounding: relative Frobenius error under 1e-2 for
-bf16 outputs, 4e-3 for fp16 and 1e-4 for float32 (5e-3 with fast accumulation, whose Hopper
-accumulator drops low bits)."""
+Bounds: cuBLASLt and the emulation multiply the same fp8 values; the emulation sums in float32,
+Hopper's fp8 tensor cores keep about 14 mantissa bits within a block of K before cuBLASLt adds
+the block into float32 (without fast accumulation), and the output is rounded once. So relative
+Frobenius error under 1e-2 for bf16 outputs, 4e-3 for fp16, 1e-3 for float32, and 1e-2 with fast
+accumulation (no promotion to float32 at all). A wrong scale, layout or bias is off by far more."""
 
 import copy
 import warnings
@@ -36,7 +37,7 @@ def capability():
 fp8_gpu = pytest.mark.skipif(capability() < (8, 9), reason="needs a CUDA GPU with fp8 tensor cores (sm_89+)")
 # Hopper is where cuBLASLt (>= 12.9) has outer-vector fp8 scaling; there the fast path is asserted.
 HOPPER = capability()[0] == 9
-BOUND = {torch.bfloat16: 1e-2, torch.float16: 4e-3, torch.float32: 1e-4}
+BOUND = {torch.bfloat16: 1e-2, torch.float16: 4e-3, torch.float32: 1e-3}
 SCALE_MIXES = ["tensor x tensor", "row x row", "tensor x row", "row x tensor"]
 DTYPE_PAIRS = [(E4M3, E4M3), (E4M3, E5M2), (E5M2, E4M3)]
 
@@ -121,7 +122,7 @@ def test_scaled_mm_fast_accumulation(mix):
     qa, qb, sa, sb = operands(512, 256, 2048, mix)
     got = scaled_mm(qa, qb, sa, sb, None, torch.float32, use_fast_accum=True)
     ref = scaled_mm(qa, qb, sa, sb, None, torch.float32, emulate=True)
-    assert rel_error(got, ref) < 5e-3
+    assert rel_error(got, ref) < 1e-2
     if HOPPER:
         assert scaled_mm_last_path() == expected_path(mix)
 
@@ -203,12 +204,12 @@ def test_scaled_mm_aligned_and_offset_calls_alternate():
     ref_full = scaled_mm(qa[:m], qb, sa[:m], sb, None, torch.float32, emulate=True)
     ref_off = scaled_mm(qa[1:], qb, sa[1:], sb, None, torch.float32, emulate=True)
     for _ in range(3):
-        assert rel_error(scaled_mm(qa[:m], qb, sa[:m], sb, None, torch.float32), ref_full) < 1e-4
-        assert rel_error(scaled_mm(qa[1:], qb, sa[1:], sb, None, torch.float32), ref_off) < 1e-4  # 512-byte offset: 256-aligned
+        assert rel_error(scaled_mm(qa[:m], qb, sa[:m], sb, None, torch.float32), ref_full) < BOUND[torch.float32]
+        assert rel_error(scaled_mm(qa[1:], qb, sa[1:], sb, None, torch.float32), ref_off) < BOUND[torch.float32]  # 512-byte offset: 256-aligned
         qa16 = torch.empty(m * k + 16, dtype=qa.dtype, device=CUDA)
         qa16[16:].view(torch.uint8).copy_(qa[1:].reshape(-1).view(torch.uint8))
         view16 = qa16[16:].view(m, k)  # 16-byte aligned, not 32
-        assert rel_error(scaled_mm(view16, qb, sa[1:], sb, None, torch.float32), ref_off) < 1e-4
+        assert rel_error(scaled_mm(view16, qb, sa[1:], sb, None, torch.float32), ref_off) < BOUND[torch.float32]
 
 
 @fp8_gpu
@@ -220,9 +221,9 @@ def test_scaled_mm_many_shapes_stay_bounded():
         got = scaled_mm(qa[:m], qb, sa[:m], sb, None, torch.float32)
         if m % 50 == 1:
             ref = scaled_mm(qa[:m], qb, sa[:m], sb, None, torch.float32, emulate=True)
-            assert rel_error(got, ref) < 1e-4, m
+            assert rel_error(got, ref) < BOUND[torch.float32], m
     got = scaled_mm(qa[:1], qb, sa[:1], sb, None, torch.float32)  # its plan was evicted
-    assert rel_error(got, scaled_mm(qa[:1], qb, sa[:1], sb, None, torch.float32, emulate=True)) < 1e-4
+    assert rel_error(got, scaled_mm(qa[:1], qb, sa[:1], sb, None, torch.float32, emulate=True)) < BOUND[torch.float32]
 
 
 @fp8_gpu
