@@ -178,15 +178,16 @@ if ((build_ok)) && [ "$tier" != 2 ]; then
     fi
   else
     cap=$(clamp $((tier1_end - SECONDS - 75)) 90 $(( $(left) - 30 )))
-    par=()
-    if has_py xdist; then par=(-n "$(clamp $(( $(nproc) / 2 )) 1 8)"); export OMP_NUM_THREADS=2; fi
+    par=() threads=${OMP_NUM_THREADS:-}
+    if has_py xdist; then par=(-n "$(clamp $(( $(nproc) / 2 )) 1 8)"); threads=2; fi  # CPU references share the cores
     tmo=()
     if has_py pytest_timeout; then tmo=(--timeout 240); fi
     echo "[gpu_check] pytest -m cuda ${par[*]} ${tmo[*]} (cap ${cap}s)"
-    timeout -s INT -k 30 "$cap" python3 -m pytest tests/python -m cuda -rfE -q -p no:cacheprovider "${par[@]}" \
+    OMP_NUM_THREADS=${threads:-$(nproc)} timeout -s INT -k 30 "$cap" \
+      python3 -m pytest tests/python -m cuda -rfE -q -p no:cacheprovider "${par[@]}" \
         "${tmo[@]}" --junitxml="$out/junit.xml" $pytest_extra > "$out/tests.log" 2>&1
     rc=$?
-    summary=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|deselected)|no tests ran' "$out/tests.log" | tail -1 | tr -d '=' | xargs)
+    summary=$(grep -E '[0-9]+ (passed|failed|skipped|errors?|deselected)|no tests ran' "$out/tests.log" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//')
     case $rc in
       0) step tests ok $((SECONDS - t0)) "$summary" ;;
       124|130) step tests FAILED $((SECONDS - t0)) "stopped at the ${cap}s cap: $summary" ;;
