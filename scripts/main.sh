@@ -20,13 +20,14 @@ cmake --build build/example >/dev/null
 python3 examples/core_demo.py
 
 echo "== 2. pretrain in C++: lowbit-train (float8 + AdamW8bit) =="
-"$prefix/bin/lowbit-train" --config recipes/configs/pretrain_tiny.yaml ${PRETRAIN_ARGS:-}
+bin=$(cd /tmp && python3 -c 'import lowbit_recipes; print(lowbit_recipes.bin_dir())')
+"$bin/lowbit-train" --config recipes/configs/pretrain_tiny.yaml ${PRETRAIN_ARGS:-}
 
 mode=plain
 if python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lowbit.qat") is None)' 2>/dev/null; then
   mode=qat
 fi
 echo "== 3. fine-tune ($mode) in Python, quantize_, compare =="
-python3 -m lowbit.recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \
+python3 -m lowbit_recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \
   finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=$mode ${FINETUNE_ARGS:-}
 echo "results: outputs/finetune_tiny/results.md, results.json, loss_curves.png"

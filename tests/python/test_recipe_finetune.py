@@ -1,4 +1,4 @@
-"""python -m lowbit.recipes.finetune_then_quantize: a few steps on a tiny checkpoint, the table
+"""python -m lowbit_recipes.finetune_then_quantize: a few steps on a tiny checkpoint, the table
 (markdown + JSON) and the loss-curve PNG; quantization changes size and perplexity as it should."""
 
 import json
@@ -7,11 +7,12 @@ import os
 import pytest
 
 import lowbit
-import lowbit.recipes as recipes
-from lowbit.recipes import data
+
+recipes = pytest.importorskip("lowbit_recipes")
+from lowbit_recipes import data  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(not getattr(lowbit._C, "recipes_available", False), reason="lowbit built without recipes"),
+    pytest.mark.skipif(not recipes.available(), reason="lowbit built without recipes"),
     pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
     pytest.mark.skipif(not hasattr(lowbit, "quantize_"), reason="lowbit.quantize_ not built in"),
 ]
@@ -24,8 +25,8 @@ SHRINK = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_hea
 def pretrain_then_finetune(tmp_path, out_name: str, *overrides: str):
     """Pretrains a tiny checkpoint for 3 steps, runs finetune_then_quantize for 2 with `overrides`;
     returns the output directory."""
-    from lowbit.recipes.finetune_then_quantize import main
-    from lowbit.recipes.pretrain_llama import pretrain
+    from lowbit_recipes.finetune_then_quantize import main
+    from lowbit_recipes.pretrain_llama import pretrain
 
     pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
                                   SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
@@ -72,7 +73,7 @@ def test_qat_mode_without_lowbit_qat_is_a_clear_error(tmp_path):
 
     if importlib.util.find_spec("lowbit.qat") is not None:
         pytest.skip("lowbit.qat is built in")
-    from lowbit.recipes.finetune_then_quantize import _qat_module
+    from lowbit_recipes.finetune_then_quantize import _qat_module
 
     with pytest.raises(RuntimeError, match="finetune.mode=plain"):
         _qat_module()

@@ -44,14 +44,10 @@ class LlamaConfig:
         return cfg
 
     def validate(self) -> None:
-        """Checks that the shapes fit together (the same checks as the C++ face)."""
-        if self.dim % self.n_heads:
-            raise ValueError(f"LlamaConfig: dim ({self.dim}) must be a multiple of n_heads ({self.n_heads})")
-        if self.head_dim % 2:
-            raise ValueError(f"LlamaConfig: head_dim ({self.head_dim}) must be even for rotary embeddings")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"LlamaConfig: n_heads ({self.n_heads}) must be a multiple of n_kv_heads "
-                             f"({self.n_kv_heads})")
+        """The C++ LlamaConfig's shape checks (one rule for both faces); ValueError if they fail."""
+        from . import _native
+
+        _native().validate_llama_config(self.__dict__)
 
 
 def rope_tables(seq_len: int, head_dim: int, theta: float):

@@ -1,8 +1,9 @@
 """Fine-tune a pretrained Llama (plain or QAT), then quantize it with each of a list of configs
 and compare: validation perplexity, greedy-generation tokens/s, peak memory and model size.
 
-    python -m lowbit.recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \\
+    python -m lowbit_recipes.finetune_then_quantize --config finetune_quantize_tiny \\
         finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=plain
+    python -m lowbit_recipes.finetune_then_quantize --help     # every config key
 
 The checkpoint is a ``model.safetensors`` folder from ``lowbit-train`` or ``pretrain_llama`` (the
 same format). Outputs under ``train.output_dir``: config.yaml, results.md and results.json (the
@@ -25,10 +26,10 @@ import torch.nn.functional as F
 
 import lowbit
 
-from . import dump_config, load_config, parse_command_line
+from . import cli, validate
 from .data import encode_bytes, train_batch
 from .llama import Llama, LlamaConfig
-from .plot import save_line_chart
+from .plots import save_loss_curves
 from .training import Progress, start_run, evaluate, load_model_weights, lr_at, make_optimizer, process_memory
 
 
@@ -84,8 +85,6 @@ def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list
     if ft["mode"] == "qat":
         qat = _qat_module()
         qat.prepare(model, _qat_config(qat, ft["qat_scheme"]))
-    elif ft["mode"] != "plain":
-        raise ValueError(f"config key 'finetune.mode': {ft['mode']!r}; choices: plain, qat")
     optimizer = make_optimizer(cfg["optim"], model.parameters())
     progress, curve = Progress(t["steps"], device, quiet), []
     model.train()
@@ -114,8 +113,6 @@ QAT_SCHEMES = {"int8dq_int4": ("Int8DynActInt4WeightQATConfig", 32), "int4wo": (
 
 
 def _qat_config(qat, scheme: str):
-    if scheme not in QAT_SCHEMES:
-        raise ValueError(f"config key 'finetune.qat_scheme': {scheme!r}; choices: {', '.join(QAT_SCHEMES)}")
     name, group_size = QAT_SCHEMES[scheme]
     return getattr(qat, name)(group_size=group_size)
 
@@ -198,6 +195,7 @@ def _pretrain_curve(checkpoint: str) -> list[tuple[int, float]]:
 
 def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
     """The whole recipe on a resolved config; returns {"rows": [...], "finetune_curve": [...]}."""
+    validate("finetune_then_quantize", cfg)
     t, ft = cfg["train"], cfg["finetune"]
     device, out, train_tokens, val = start_run(cfg, config_text, quiet)
 
@@ -207,7 +205,7 @@ def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
     if not quiet:
         print(f"# loaded {ft['checkpoint']} (step {step}); pretrained perplexity "
               f"{math.exp(evaluate(model, val, device)):.3f}", flush=True)
-    curve = finetune(cfg, model, train_tokens, device, quiet) if t["steps"] > 0 else []
+    curve = finetune(cfg, model, train_tokens, device, quiet) if ft["mode"] != "none" else []
     rows = []
     if ft["mode"] == "qat" and curve:
         rows.append(convert_qat(cfg, model, val, device, quiet))
@@ -227,22 +225,18 @@ def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
         offset = pre[-1][0] if pre else 0
         series[f"finetune ({ft['mode']})"] = [(offset + s, l) for s, l in curve]
     if series:
-        legend = save_line_chart(os.path.join(out, "loss_curves.png"), series)
-        if not quiet:
-            print("# loss_curves.png: " + ", ".join(f"{n} = rgb{c}" for n, c in legend))
+        save_loss_curves(os.path.join(out, "loss_curves.png"), series, "training loss")
     if not quiet:
         print("\n" + table, end="")
     return {"rows": rows, "finetune_curve": curve}
 
 
 def main(argv=None) -> int:
-    path, overrides = parse_command_line(argv, default_config="finetune_quantize_tiny")
-    try:
-        cfg = load_config(path, overrides)
-    except ValueError as e:
-        print(f"finetune_then_quantize: {e}", file=sys.stderr)
-        return 2
-    run(cfg, dump_config(path, overrides))
+    """``python -m lowbit_recipes.finetune_then_quantize [--config PATH|NAME] [key.sub=value ...]``."""
+    start = cli.start("finetune_then_quantize", "python -m lowbit_recipes.finetune_then_quantize", argv)
+    if isinstance(start, int):
+        return start
+    run(start["config"], start["config_text"])
     return 0
 
 
