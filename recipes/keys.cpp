@@ -205,6 +205,14 @@ Schema quantize_keys() {
   s.key("quantize.prompt", Type::String, "\"Q: What is the meaning of life?\\nA: \"",
         "prompt of the generation benchmark (tokens/s)");
   s.key("quantize.generate_tokens", Type::Int, "32", "tokens generated per row (decode speed)", greater_than(0));
+  s.rule({"quantize.prompt", "quantize.generate_tokens", "model.max_seq_len"}, [](const Config& c) -> std::string {
+    if (!c.has("model.max_seq_len")) return "";
+    const int64_t need = static_cast<int64_t>(c.get_string("quantize.prompt").size()) + c.get_int("quantize.generate_tokens");
+    const int64_t max = c.get_int("model.max_seq_len");
+    return need <= max ? "" : "quantize.prompt (" + std::to_string(need - c.get_int("quantize.generate_tokens")) +
+                                  " bytes) + quantize.generate_tokens must fit in model.max_seq_len (" +
+                                  std::to_string(max) + ")";
+  });
   return s;
 }
 

@@ -80,6 +80,8 @@ TEST(RecipeSchema, QuantizeConfigsEntriesAreShorthands) {
   EXPECT_EQ(load_error("finetune_then_quantize", "finetune_quantize_tiny.yaml",
                        {at, "quantize.configs=[none, int4wo-32, fp6_e3m2, uint2wo, autoquant]"}),
             "");
+  msg = load_error("finetune_then_quantize", "finetune_quantize_tiny.yaml", {at, "model.max_seq_len=32"});
+  expect_has(msg, "quantize.prompt (35 bytes) + quantize.generate_tokens must fit in model.max_seq_len (32)");
   msg = load_error("finetune_then_quantize", "finetune_quantize_tiny.yaml", {"finetune.checkpoint=/nonexistent"});
   expect_has(msg, "no model.safetensors in '/nonexistent' (run lowbit-train first)");
   msg = load_error("finetune_then_quantize", "finetune_quantize_tiny.yaml", {at, "finetune.mode=lora"});

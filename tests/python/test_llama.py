@@ -104,3 +104,23 @@ def test_parity_with_the_cpp_llama(tmp_path):
         py_logits = model(tokens)
     assert cpp_logits.shape == py_logits.shape
     torch.testing.assert_close(cpp_logits, py_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_decoding_matches_the_full_forward():
+    """generate()'s KV cache: prefill + one token at a time gives the full forward's logits."""
+    from lowbit_recipes.llama import KVCache, generate
+
+    torch.manual_seed(2)
+    model = Llama(small_config()).eval()
+    tokens = torch.randint(256, (2, 20))
+    with torch.no_grad():
+        full = model(tokens)
+        cache = KVCache(model.config, 2)
+        parts = [model(tokens[:, :8], cache, 0), model(tokens[:, 8:13], cache, 8)]
+        parts += [model(tokens[:, i : i + 1], cache, i) for i in range(13, 20)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-4, atol=1e-5)
+    out, tok_s = generate(model, tokens[0, :5].tolist(), 6)
+    assert len(out) == 11 and tok_s > 0
+    with torch.no_grad():  # greedy: each new token is the argmax of the full forward over what came before
+        for i in range(5, 11):
+            assert out[i] == int(model(torch.tensor([out[:i]]))[0, -1].argmax())

@@ -34,7 +34,7 @@ def pretrain_then_finetune(tmp_path, out_name: str, *overrides: str):
     out = tmp_path / out_name
     assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
                  "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
-                 "quantize.generate_tokens=2", *overrides]) == 0
+                 "quantize.generate_tokens=2", "quantize.prompt=Hi", *overrides]) == 0
     return out
 
 
@@ -46,9 +46,19 @@ def test_finetune_then_quantize_writes_the_table(tmp_path):
     # int8 weights: about a quarter of the float32 linears' bytes (embeddings and norms stay float32).
     assert int8["model_size_mib"] < 0.75 * base["model_size_mib"]
     assert abs(int8["perplexity"] / base["perplexity"] - 1) < 0.02
+    assert base["baseline"] and base["perplexity_change_pct"] == 0 and base["weight_sqnr_db"] == float("inf")
+    assert 30 < int8["weight_sqnr_db"] < 60  # int8 per channel: ~40 dB on trained weights
+    assert int8["perplexity_change_pct"] == pytest.approx(100 * (int8["perplexity"] / base["perplexity"] - 1))
+    # What a decoded token reads: int8 weights are a quarter of the float32 linears' bytes.
+    assert int8["decode_bytes_per_token"] < 0.5 * base["decode_bytes_per_token"]
+    for r in (base, int8):
+        assert r["weight_gb_per_s"] == pytest.approx(r["decode_bytes_per_token"] * r["tokens_per_s"] / 1e9)
+        assert r["memory_mib"] == pytest.approx(r["model_size_mib"] + r["run_peak_mib"]) and r["run_peak_mib"] >= 0
     table = (out / "results.md").read_text()
-    assert table.startswith("| technique | perplexity | tokens/s | peak memory (MiB) | model size (MiB) |")
-    assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| technique | perplexity | vs float | weight SQNR (dB) | decode tokens/s | weight GB/s |" in table
+    assert "pretrained 3 steps (perplexity " in table
+    for png in ("loss_curves.png", "table.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_qat_mode_converts_and_autoquant_row(tmp_path):
