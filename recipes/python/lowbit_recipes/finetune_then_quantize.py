@@ -114,7 +114,7 @@ def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, refe
     row["weight_gb_per_s"] = row["decode_bytes_per_token"] * tok_s / 1e9
     if not quiet:
         print(f"{technique}: perplexity {perplexity:.3f}, weight SQNR {row['weight_sqnr_db']:.1f} dB, "
-              f"{tok_s:.1f} tok/s ({row['weight_gb_per_s']:.3f} GB/s of weights), memory {row['memory_mib']:.2f} MiB "
+              f"{tok_s:.1f} tok/s ({row['weight_gb_per_s']:.3g} GB/s of weights), memory {row['memory_mib']:.2f} MiB "
               f"(model {row['model_size_mib']:.2f} + run peak {row['run_peak_mib']:.2f})", flush=True)
     return row
 

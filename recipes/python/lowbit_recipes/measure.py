@@ -124,6 +124,6 @@ def markdown_table(rows: list[dict]) -> str:
         sqnr = "—" if math.isinf(r["weight_sqnr_db"]) else f"{r['weight_sqnr_db']:.1f}"
         change = "—" if r.get("baseline") else f"{r['perplexity_change_pct']:+.2f}%"
         lines.append(f"| {r['technique']} | {r['perplexity']:.3f} | {change} | {sqnr} | {r['tokens_per_s']:.1f} | "
-                     f"{r['weight_gb_per_s']:.3f} | {r['model_size_mib']:.2f} | {r['run_peak_mib']:.2f} | "
+                     f"{r['weight_gb_per_s']:.3g} | {r['model_size_mib']:.2f} | {r['run_peak_mib']:.2f} | "
                      f"{r['memory_mib']:.2f} |")
     return "\n".join(lines) + "\n"

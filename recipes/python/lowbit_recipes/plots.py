@@ -56,15 +56,24 @@ def save_table_chart(path: str, rows: list[dict], title: str, caption: str = "")
     names = [r["technique"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.45 * len(rows) + 2.6), sharey=True)
     ys = list(range(len(rows)))
-    panels = [(left, "perplexity", "validation perplexity (lower is better)", "{:.3f}"),
-              (right, "tokens_per_s", "decode tokens/s (higher is better)", "{:.1f}")]
-    for ax, key, label, fmt in panels:
+    ppl = [r["perplexity"] for r in rows]
+    lo, hi = min(ppl), max(ppl)
+    span = max(hi - lo, 1e-3 * hi)
+    # Perplexities differ by percents: the axis starts near the best row (said in the label), and
+    # each bar is labelled with its value and its change against the float row.
+    left_labels = [f"{r['perplexity']:.3f}" + ("" if r.get("baseline") or "perplexity_change_pct" not in r
+                                               else f" ({r['perplexity_change_pct']:+.2f}%)") for r in rows]
+    panels = [(left, "perplexity", "validation perplexity (lower is better; axis from "
+               f"{max(0.0, lo - 0.6 * span):.3g})", left_labels, (max(0.0, lo - 0.6 * span), hi + 0.6 * span)),
+              (right, "tokens_per_s", "decode tokens/s (higher is better)",
+               [f"{r['tokens_per_s']:.1f}" for r in rows], (0, max(r["tokens_per_s"] for r in rows) * 1.18))]
+    for ax, key, label, labels, xlim in panels:
         values = [r[key] for r in rows]
         bars = ax.barh(ys, values, color=["0.55" if r.get("baseline") else "tab:blue" for r in rows])
-        ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=8)
+        ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
         ax.set_xlabel(label)
         ax.grid(True, axis="x", alpha=0.3)
-        ax.set_xlim(0, max(values) * 1.18)
+        ax.set_xlim(*xlim)
         base = [r[key] for r in rows if r.get("baseline")]
         if base:
             ax.axvline(base[0], color="0.3", linestyle="--", linewidth=1)
