@@ -139,7 +139,7 @@ TEST(RecipeSchema, HelpListsEveryKeyWithTypeAndValue) {
   const std::string help = help_text(recipe("pretrain"), "lowbit-train", cl, {kConfigs});
   expect_has(help, "optim.name (string) = adamw8bit   [optim/adamw8bit.yaml:3]");
   expect_has(help, "allowed: adamw, adamw8bit, adamw4bit, adamwfp8");
-  expect_has(help, "train.steps (int) = 200");
+  expect_has(help, "train.steps (int) = 300   [pretrain_tiny.yaml:");
 }
 
 TEST(RecipeSchema, CommandLine) {
@@ -183,7 +183,7 @@ TEST(RecipeSchema, PlanSaysWhatARunWillDo) {
   const std::string path = resolve_config(cl.config, {kConfigs});
   const std::string plan = plan_text(r, r.schema.load(path), path, cl);
   expect_has(plan, "pretrain: pretrain a Llama of ");
-  expect_has(plan, "200 steps of 8 x 128 tokens on cpu, adamw8bit");
+  expect_has(plan, "300 steps of 8 x 128 tokens on cpu, adamw8bit");
   expect_has(plan, "float8 tensorwise (emulated)");
   expect_has(plan, "go to outputs/pretrain_tiny");
   expect_has(plan, "(the default; --config picks another)");

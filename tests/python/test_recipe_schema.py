@@ -126,7 +126,7 @@ def test_no_arguments_says_what_it_will_do(tmp_path, face):
         pytest.skip("fortunes not installed")
     line = first_line_then_stop(PRETRAIN if face == "python" else [TRAIN_TOOL], tmp_path)
     assert line.startswith("pretrain: pretrain a Llama of "), line
-    assert "200 steps of 8 x 128 tokens on cpu, adamw8bit" in line and "go to outputs/pretrain_tiny" in line
+    assert "300 steps of 8 x 128 tokens on cpu, adamw8bit" in line and "go to outputs/pretrain_tiny" in line
 
 
 def test_validate_checks_an_edited_dict():
