@@ -9,6 +9,7 @@
 //    later entries and finally the file's own keys override earlier ones, maps merge key by key.
 //  - The files listed in `defaults:` define the keys. A file's own keys may add keys only when it
 //    has no defaults; otherwise a key that no default defines is an error naming file:line.
+//    (The recipes load onto a schema instead, which defines every key: see schema.h.)
 //  - An override (from a later file or the command line) must keep the value's type: int, float
 //    (an int literal is accepted), bool, string, list (element types checked too), or map.
 //    A null value accepts anything. Errors name the key and, for files, file:line.
