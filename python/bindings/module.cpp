@@ -10,11 +10,11 @@ namespace py = pybind11;
 
 namespace lowbit::python {
 void bind_autoquant(py::module_& m);
+void bind_diagnostics(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_qat(py::module_& m);
-void bind_recipes(py::module_& m);
 }  // namespace lowbit::python
 
 PYBIND11_MODULE(_C, m) {
@@ -27,5 +27,5 @@ PYBIND11_MODULE(_C, m) {
   lowbit::python::bind_inference(m);
   lowbit::python::bind_qat(m);
   lowbit::python::bind_autoquant(m);
-  lowbit::python::bind_recipes(m);
+  lowbit::python::bind_diagnostics(m);
 }
