@@ -178,7 +178,7 @@ META_ERRORS = [
     (lambda m: core.scaled_mm(torch.zeros(4, 8, device=m, dtype=torch.float8_e4m3fn),
                               torch.zeros(8, 4, device=m, dtype=torch.float8_e4m3fn), torch.ones((), device=m),
                               torch.ones((), device=m), torch.ones(4, device=m, dtype=torch.int32), emulate=True),
-     "bias dtype torch.int32 is not supported"),
+     "bias must be float32, bfloat16 or float16"),
     (lambda m: core.pack_uintx(torch.zeros(4, device=m, dtype=torch.uint8), 9), "allowed: 1..8"),
     (lambda m: core.unpack_uintx(torch.zeros(3, device=m, dtype=torch.uint8), 4, 7), "hold at most 6 codes"),
 ]
