@@ -1,6 +1,8 @@
 // Reference kernels of the quantized linear ops, built from lowbit's affine / fpx / float8 ops
 // and aten GEMMs. Registered at CompositeExplicitAutograd, so they are the CPU kernels and also
 // run on CUDA until a dedicated CUDA kernel is registered at the CUDA key (which takes precedence).
+// The fast CPU kernels (quantized_linear_cpu.cpp, registered at the CPU key) are tested against
+// these functions and call them for the cases they do not take.
 // int4's tinygemm kernels are per device (CPU here, CUDA in csrc/cuda/int4_tinygemm.cpp).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_convert_weight_to_int4pack_for_cpu.h>
@@ -14,8 +16,9 @@
 #include <lowbit/core/bit_packing.h>
 #include <lowbit/core/float8_cast.h>
 #include <lowbit/core/fpx.h>
-#include <lowbit/ops/quantized_linear_checks.h>
 #include <lowbit/core/scaled_mm.h>
+#include <lowbit/cpu/quantized_linear_reference.h>
+#include <lowbit/ops/quantized_linear_checks.h>
 
 namespace lowbit::cpu {
 namespace {
@@ -49,6 +52,8 @@ void check_concrete(const at::Tensor& input, const QLinearDims& d, const OptTens
   check_qlinear_bias(bias, d.n, op);
 }
 
+}  // namespace
+
 at::Tensor int8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
                                        const OptTensor& bias) {
   check_concrete(input, check_int8_weight(weight, scale, "int8_weight_only_linear"), bias, "int8_weight_only_linear");
@@ -58,6 +63,8 @@ at::Tensor int8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor
   return unflatten_rows(add_bias(y, bias), input);
 }
 
+namespace {
+
 // int8 x int8 -> int32. aten::_int_mm on CPUs and on CUDA where cuBLAS takes the shape
 // (M > 16, K and N multiples of 8); otherwise a float64 GEMM, which is exact for these sums
 // (|sum| <= K * 127 * 128 < 2^53), so both paths give the same int32 result.
@@ -66,6 +73,8 @@ at::Tensor int8_gemm_int32(const at::Tensor& a, const at::Tensor& b_t) {
   if (!a.is_cuda() || cuda_ok) return at::_int_mm(a, b_t.t());
   return at::matmul(a.to(at::kDouble), b_t.t().to(at::kDouble)).to(at::kInt);
 }
+
+}  // namespace
 
 at::Tensor int8_dynamic_activation_int8_linear_ref(const at::Tensor& input, const at::Tensor& weight,
                                                    const at::Tensor& weight_scale, const OptTensor& bias) {
@@ -80,6 +89,8 @@ at::Tensor int8_dynamic_activation_int8_linear_ref(const at::Tensor& input, cons
   if (bias.has_value()) y.add_(bias->to(at::kFloat));
   return unflatten_rows(y.to(input.scalar_type()), input);
 }
+
+namespace {
 
 // tinygemm on CPUs (aten::_convert_weight_to_int4pack_for_cpu / _weight_int4pack_mm_for_cpu); the
 // CUDA kernels are in csrc/cuda/int4_tinygemm.cpp (the packing differs per device type).
@@ -110,6 +121,8 @@ at::Tensor dequantize_groupwise(const at::Tensor& packed, const at::Tensor& scal
   return core::dequantize_affine(unpack_rows(packed, bits, n, k), {1, group_size}, scale, zero_point,
                                  "uint" + std::to_string(bits), "int", dtype);
 }
+
+}  // namespace
 
 at::Tensor int8_dynamic_activation_int4_linear_ref(const at::Tensor& input, const at::Tensor& packed,
                                                    const at::Tensor& scale, const at::Tensor& zero_point,
@@ -170,8 +183,6 @@ at::Tensor float8_dynamic_activation_linear_ref(const at::Tensor& input, const a
                                        /*use_fast_accum=*/false, /*emulate=*/!input.is_cuda());
   return unflatten_rows(add_bias(y, bias), input);
 }
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) {
   m.impl("int8_weight_only_linear", &int8_weight_only_linear_ref);

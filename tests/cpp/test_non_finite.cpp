@@ -24,7 +24,7 @@
 #include <lowbit/core/float8_cast.h>
 #include <lowbit/core/float8_format.h>
 #include <lowbit/core/fpx.h>
-#include <lowbit/core/quantized_linear.h>
+#include <lowbit/ops/dispatch.h>
 
 namespace {
 
@@ -133,7 +133,10 @@ TEST(NonFinite, Int8DynamicLinearNaNRowIsNaN) {
   at::Tensor x = at::randn({3, 32});
   x[1][4].fill_(kNaN);
   x[2][5].fill_(-kInf);
-  const at::Tensor y = lowbit::core::int8_dynamic_activation_int8_linear(x, wq, ws.reshape({16}));
+  const at::Tensor y =
+      lowbit::ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       const std::optional<at::Tensor>&)>("lowbit::int8_dynamic_activation_int8_linear")
+          .call(x, wq, ws.reshape({16}), std::nullopt);
   EXPECT_TRUE(at::isnan(y[1]).all().item<bool>());  // before: finite garbage
   EXPECT_TRUE(at::isfinite(y[0]).all().item<bool>());
   EXPECT_TRUE(at::isfinite(y[2]).all().item<bool>());

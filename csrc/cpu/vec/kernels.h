@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <lowbit/core/affine_quant.h>
+#include <lowbit/cpu/vec/qlinear.h>
 
 namespace lowbit::cpu::vec {
 
@@ -75,6 +76,21 @@ struct Kernels {
   void (*scaled_mm_epilogue)(const float* acc, int64_t m, int64_t n, const float* scale_a, int64_t scale_a_stride,
                              const float* scale_b, int64_t scale_b_stride, const float* bias, void* out,
                              at::ScalarType out_dtype);
+
+  // The quantized linears (csrc/cpu/quantized_linear_cpu.cpp; csrc/cpu/vec/qlinear.h). Null in
+  // the DEFAULT set, whose ops run the reference kernels.
+  // acc[m * acc_stride + j] = sum_k x[m * x_stride + k] * w[j][k] in float32 for m < m_rows and
+  // rows j in [n0, n1), w[j][k] the reference's weight; x is float32 and zero from k up to the
+  // next multiple of kCodeChunk.
+  void (*qlinear_gemv)(const PackedWeight& w, const float* x, int64_t m_rows, int64_t x_stride, int64_t n0,
+                       int64_t n1, float* acc, int64_t acc_stride);
+  // out[(j - n0) * w.k + i] = w[j][i] (the reference's weight, as float32), rows j in [n0, n1).
+  void (*qlinear_dequantize)(const PackedWeight& w, int64_t n0, int64_t n1, float* out);
+  // acc[m * acc_stride + j] = sum_k xq[m][k] * w[j][k] exactly in int32, rows j in [n0, n1): xq
+  // (m_rows, xq_stride) int8 with zeros from k to xq_stride (a multiple of 64), xsum[m] = sum_k
+  // xq[m][k], w (n, k) int8 row-major.
+  void (*qlinear_int8_gemm)(const int8_t* xq, const int32_t* xsum, int64_t m_rows, int64_t xq_stride,
+                            const int8_t* w, int64_t k, int64_t n0, int64_t n1, int32_t* acc, int64_t acc_stride);
 };
 
 // Which kernels the CPU ops run.

@@ -23,6 +23,14 @@ void scaled_mm_epilogue(const float* acc, int64_t m, int64_t n, const float* sca
                         const float* scale_b, int64_t scale_b_stride, const float* bias, void* out,
                         at::ScalarType out_dtype);
 
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+void qlinear_gemv(const PackedWeight& w, const float* x, int64_t m_rows, int64_t x_stride, int64_t n0, int64_t n1,
+                  float* acc, int64_t acc_stride);
+void qlinear_dequantize(const PackedWeight& w, int64_t n0, int64_t n1, float* out);
+void qlinear_int8_gemm(const int8_t* xq, const int32_t* xsum, int64_t m_rows, int64_t xq_stride, const int8_t* w,
+                       int64_t k, int64_t n0, int64_t n1, int32_t* acc, int64_t acc_stride);
+#endif
+
 #define LOWBIT_STR2(x) #x
 #define LOWBIT_STR(x) LOWBIT_STR2(x)
 
@@ -39,6 +47,15 @@ void fill_kernels(Kernels* k) {
   k->unpack_uintx = &unpack_uintx;
   k->float8_to_float = &float8_to_float;
   k->scaled_mm_epilogue = &scaled_mm_epilogue;
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+  k->qlinear_gemv = &qlinear_gemv;
+  k->qlinear_dequantize = &qlinear_dequantize;
+  k->qlinear_int8_gemm = &qlinear_int8_gemm;
+#else
+  k->qlinear_gemv = nullptr;  // DEFAULT: the quantized linears run their reference kernels
+  k->qlinear_dequantize = nullptr;
+  k->qlinear_int8_gemm = nullptr;
+#endif
 }
 
 }  // namespace lowbit::cpu::vec::CPU_CAPABILITY

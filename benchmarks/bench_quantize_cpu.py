@@ -1,0 +1,114 @@
+"""quantize_ inference linears on the CPU: the float32 nn.Linear against each lowbit config (with
+float32 and bfloat16 activations) and torchao's equivalent config when torchao is importable, all
+in this process, at Llama-3-8B shapes and M = 1 (decode) and 32 tokens.
+
+Each row prints the float32 linear's time (the baseline), the quantized layer's time and the
+ratio (> 1: faster than float32). At M = 1 a linear streams its weight once, so the row also gives
+the weight bytes moved per second and their fraction of this machine's copy bandwidth (read +
+write, measured at the start of the run): the bytes-moved bound. The machine may be shared: the
+baseline and the candidates are timed in interleaved rounds and each time is the median of all
+rounds' calls.
+
+    python benchmarks/bench_quantize_cpu.py                      # the suite, a few minutes on 2 cores
+    python benchmarks/bench_quantize_cpu.py --quick              # CI smoke run, seconds
+    python benchmarks/bench_quantize_cpu.py --out results/quantize_cpu.json
+"""
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lowbit  # noqa: E402
+from bench_quantize import torchao_config, weight_bytes  # noqa: E402
+from runner import Report, copy_bandwidth_gbps, parse_shapes  # noqa: E402
+
+LLAMA3_8B_SHAPES = "4096x4096,4096x14336,14336x4096,4096x1024"  # KxN: q/o, gate/up, down, k/v
+CONFIGS = ("int8wo", "float8wo", "fp6_e3m2", "fp4_e2m1", "uint4wo", "uint3wo", "int8dq", "float8dq_e4m3_row",
+           "int4wo-128")
+BF16_CONFIGS = ("int8wo", "float8wo", "fp6_e3m2", "uint4wo")  # also timed with bfloat16 activations
+
+
+def interleaved_ms(fns, rounds: int, iters: int):
+    """Median ms of each fn over `rounds` rounds of `iters` calls, the fns taking turns each round
+    (a load change on a shared machine then hits them all alike)."""
+    times = [[] for _ in fns]
+    for f in fns:  # warm-up
+        f()
+        f()
+    for _ in range(rounds):
+        for j, f in enumerate(fns):
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                f()
+                times[j].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu only (any other device: nothing to do)")
+    p.add_argument("--shapes", default=LLAMA3_8B_SHAPES, help="KxN list")
+    p.add_argument("--tokens", default="1,32", help="M list")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="lowbit shorthands")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--iters", type=int, default=4, help="calls per round")
+    p.add_argument("--no-torchao", action="store_true")
+    p.add_argument("--quick", action="store_true", help="one small shape, few calls (CI smoke run)")
+    p.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
+    args = p.parse_args()
+    if args.device != "cpu":
+        print(f"# bench_quantize_cpu: a CPU benchmark; nothing to do on --device {args.device}")
+        return
+
+    shapes = [(256, 512)] if args.quick else parse_shapes(args.shapes)
+    tokens = [1, 32] if args.quick else [int(t) for t in args.tokens.split(",") if t]
+    configs = [c for c in args.configs.split(",") if c]
+    rounds, iters = (2, 2) if args.quick else (args.rounds, args.iters)
+    use_torchao = not (args.no_torchao or args.quick)
+    copy_gbps = copy_bandwidth_gbps("cpu", 1 << 24 if args.quick else 1 << 28)
+    report = Report("quantize_ linear forward on the CPU (vs float32 nn.Linear)", "cpu", copy_gbps)
+    print(f"# threads {torch.get_num_threads()}; lowbit CPU kernels {lowbit.build_info().get('cpu_kernels')}; "
+          f"{rounds} interleaved rounds x {iters} calls, medians; ratio = float32 ms / candidate ms")
+
+    torch.manual_seed(0)
+    for k, n in shapes:
+        base = torch.nn.Linear(k, n, bias=False).requires_grad_(False)
+        for m in tokens:
+            x32 = torch.randn(m, k)
+            x16 = x32.to(torch.bfloat16)
+            case = f"{m}x{k}x{n}"
+            for name in configs:
+                cands = []  # (label, fn, weight bytes)
+                for dtype, x in ((torch.float32, x32), (torch.bfloat16, x16)):
+                    if dtype == torch.bfloat16 and name not in BF16_CONFIGS:
+                        continue
+                    layer = copy.deepcopy(base).to(dtype)
+                    lowbit.quantize_(layer, name)
+                    cands.append((f"lowbit-{'f32' if dtype == torch.float32 else 'bf16'}",
+                                  lambda layer=layer, x=x: layer(x), weight_bytes(layer.weight)))
+                ao_config = torchao_config(name) if use_torchao else None
+                if ao_config is not None:
+                    from torchao.quantization import quantize_ as ao_quantize_
+
+                    try:
+                        layer = copy.deepcopy(base)
+                        ao_quantize_(layer, ao_config)
+                        layer(x32)
+                        cands.append(("torchao-f32", lambda layer=layer: layer(x32), weight_bytes(layer.weight)))
+                    except Exception as e:  # torchao's configs have their own device and shape limits
+                        print(f"# {case} {name} torchao: skipped ({type(e).__name__}: {str(e).splitlines()[0]})")
+                with torch.no_grad():
+                    ms = interleaved_ms([lambda: base(x32)] + [f for _, f, _ in cands], rounds, iters)
+                for (label, _, nbytes), t in zip(cands, ms[1:]):
+                    report.add(f"{case} {name}", "f32", ms[0], label, t, nbytes if m == 1 else None)
+    report.save(args.out)
+
+
+if __name__ == "__main__":
+    main()

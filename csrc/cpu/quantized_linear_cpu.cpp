@@ -1,0 +1,253 @@
+// Fast CPU kernels of the quantized linear ops, registered at the CPU key (they take precedence
+// over the reference kernels, csrc/cpu/quantized_linear_reference.cpp, registered at
+// CompositeExplicitAutograd). Same checks, same numerics; the loops are the vectorized kernels of
+// csrc/cpu/vec (qlinear_weight_only.cpp, qlinear_int8.cpp), picked per instruction set.
+//
+//   weight-only (int8wo, float8wo, fpx, uintx)
+//     M <= kGemvMaxRows  fused dequantize + GEMV: every packed weight row is streamed once and
+//                        decoded in registers, parallel over output rows. At M = 1 this reads
+//                        bits / 32 of float32's bytes, so it beats the float32 linear.
+//     larger M           L2-sized tiles of weight rows dequantized (float32, the reference's
+//                        weights) and multiplied with aten's float32 GEMM, parallel over tiles.
+//     Each weight equals the reference's (decoded and rounded to the input dtype); the sums run
+//     in float32 in another order, then the epilogue (int8wo's scale, bias, the cast) is the
+//     reference's own ATen ops. float8wo with float32 input scales the sum, not each weight.
+//   int8_dynamic_activation_int8   the reference's per-token quantization (core ops), an exact
+//                        int32 GEMM (VNNI / vpmaddwd), the reference's epilogue: bit-equal.
+// The reference runs where these do not apply: LOWBIT_CPU_KERNELS=reference or the DEFAULT set
+// (no qlinear kernels), packed rows that do not start on a byte, uintx groups that are not a
+// multiple of 32, 8-bit fpx.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <lowbit/core/affine.h>
+#include <lowbit/core/fpx_format.h>
+#include <lowbit/cpu/quantized_linear_reference.h>
+#include <lowbit/cpu/vec/kernels.h>
+#include <lowbit/ops/quantized_linear_checks.h>
+
+#include <algorithm>
+#include <array>
+
+namespace lowbit::cpu {
+namespace {
+
+using OptTensor = std::optional<at::Tensor>;
+using vec::PackedWeight;
+using vec::QDecode;
+using vec::QRound;
+
+// Rows of x up to which the fused GEMV runs (it decodes each weight row once per 4 rows of x);
+// beyond it the tiled path, whose GEMM reuses each dequantized weight across all rows.
+constexpr int64_t kGemvMaxRows = 16;
+// Weight rows dequantized per tile of the tiled path: kTileRows * K float32 stay in L2.
+constexpr int64_t kTileBytes = int64_t{256} << 10;
+
+const vec::Kernels* qlinear_kernels() {
+  const vec::Kernels* k = vec::kernels();
+  return k != nullptr && k->qlinear_gemv != nullptr ? k : nullptr;
+}
+
+QRound round_of(at::ScalarType t) {
+  return t == at::kBFloat16 ? QRound::kBFloat16 : t == at::kHalf ? QRound::kHalf : QRound::kFloat;
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+at::Tensor unflatten_rows(const at::Tensor& out2d, const at::Tensor& input) {
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.back() = out2d.size(1);
+  return out2d.reshape(shape);
+}
+
+at::Tensor add_bias(at::Tensor y, const OptTensor& bias) {
+  return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
+}
+
+// acc (M, N) float32 = x (M, K) @ w^T, w the reference's weight in the input's dtype.
+at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, PackedWeight w) {
+  const at::Tensor x2d = input.reshape({-1, w.k});
+  const int64_t m = x2d.size(0), n = w.n, k = w.k;
+  w.round = round_of(input.scalar_type());
+  at::Tensor acc = at::empty({m, n}, input.options().dtype(at::kFloat));
+  if (m == 0 || n == 0) return acc;
+  float* out = acc.data_ptr<float>();
+  if (m <= kGemvMaxRows) {
+    const int64_t kp = round_up(std::max<int64_t>(k, 1), vec::kCodeChunk);
+    at::Tensor xf = at::zeros({m, kp}, acc.options());
+    xf.narrow(1, 0, k).copy_(x2d);
+    const float* xp = xf.data_ptr<float>();
+    // At least 64 KiB of weight per task: thread start-up stays small beside the row streaming.
+    const int64_t grain = std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(w.row_bytes, 1));
+    at::parallel_for(0, n, grain, [&](int64_t n0, int64_t n1) { kern.qlinear_gemv(w, xp, m, kp, n0, n1, out, n); });
+    return acc;
+  }
+  // Each thread dequantizes tiles of kTileBytes (L2-sized) of weight rows and multiplies each
+  // by aten's float32 GEMM (single-threaded inside the parallel region).
+  const at::Tensor xf = x2d.to(at::kFloat).contiguous();
+  const int64_t tile = std::clamp<int64_t>(kTileBytes / std::max<int64_t>(4 * k, 1), 16, 256);
+  const int64_t tiles = (n + tile - 1) / tile;
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    at::Tensor buf = at::empty({tile, k}, acc.options());
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n0 = t * tile, rows = std::min(tile, n - n0);
+      kern.qlinear_dequantize(w, n0, n0 + rows, buf.data_ptr<float>());
+      acc.narrow(1, n0, rows).copy_(at::mm(xf, buf.narrow(0, 0, rows).t()));
+    }
+  });
+  return acc;
+}
+
+// y = acc in the input's dtype, plus bias, as the reference adds it after its GEMM.
+at::Tensor finish(const at::Tensor& acc, const at::Tensor& input, const OptTensor& bias) {
+  return unflatten_rows(add_bias(acc.to(input.scalar_type()), bias), input);
+}
+
+// A bit-packed weight (N, K * bits / 8) whose rows each start on a byte.
+bool rows_byte_aligned(const at::Tensor& packed, int64_t k, int64_t bits) {
+  return packed.size(1) * 8 == k * bits;
+}
+
+PackedWeight packed_rows(const at::Tensor& data, int64_t n, int64_t k, int bits, QDecode decode) {
+  PackedWeight w;
+  w.decode = decode;
+  w.data = static_cast<const uint8_t*>(data.const_data_ptr());
+  w.n = n;
+  w.k = k;
+  w.row_bytes = data.size(1);
+  w.bits = bits;
+  return w;
+}
+
+at::Tensor int8_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
+                                       const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  if (kern == nullptr) return int8_weight_only_linear_ref(input, weight, scale, bias);
+  const char* op = "int8_weight_only_linear";
+  const ops::QLinearDims d = ops::check_int8_weight(weight, scale, op);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  const at::Tensor wc = weight.contiguous();
+  const at::Tensor acc =
+      weight_only_acc(*kern, input, packed_rows(wc, wc.size(0), wc.size(1), 8, QDecode::kInt8));
+  // The reference's epilogue: GEMM output in the input dtype, times the scale in that dtype.
+  at::Tensor y = acc.to(input.scalar_type());
+  y = y.mul_(scale.reshape({1, -1}).to(y.scalar_type()));
+  return unflatten_rows(add_bias(y, bias), input);
+}
+
+at::Tensor float8_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
+                                         const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  if (kern == nullptr) return float8_weight_only_linear_ref(input, weight, scale, bias);
+  const char* op = "float8_weight_only_linear";
+  const ops::QLinearDims d = ops::check_float8_weight(weight, scale, false, op);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  const at::Tensor wc = weight.contiguous().view(at::kByte);
+  const at::Tensor sc = scale.contiguous();
+  PackedWeight w = packed_rows(wc, wc.size(0), wc.size(1), 8,
+                               weight.scalar_type() == at::kFloat8_e4m3fn ? QDecode::kFloat8E4M3 : QDecode::kFloat8E5M2);
+  if (input.scalar_type() != at::kFloat) {
+    w.row_scale = sc.const_data_ptr<float>();
+    return finish(weight_only_acc(*kern, input, w), input, bias);
+  }
+  // float32 input: the kernel sums x * float(code) and the row's scale multiplies the sum once
+  // (the reference scales each weight first; a one-hot x gives the same bits either way).
+  const at::Tensor acc = weight_only_acc(*kern, input, w).mul_(sc.reshape({1, -1}));
+  return finish(acc, input, bias);
+}
+
+at::Tensor fpx_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,
+                                      int64_t ebits, int64_t mbits, const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  const int64_t bits = 1 + ebits + mbits;
+  const char* op = "fpx_weight_only_linear";
+  const ops::QLinearDims d = ops::check_fpx_weight(packed, scale, ebits, mbits, op);
+  const int64_t k = d.k.expect_int();
+  if (kern == nullptr || bits > 7 || !rows_byte_aligned(packed, k, bits))
+    return fpx_weight_only_linear_ref(input, packed, scale, ebits, mbits, bias);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  std::array<float, 128> values{};
+  for (int c = 0; c < (1 << bits); ++c)
+    values[c] = core::fpx_decode_value(static_cast<uint8_t>(c), static_cast<int>(ebits), static_cast<int>(mbits));
+  const at::Tensor pc = packed.contiguous();
+  const at::Tensor sc = scale.contiguous();
+  PackedWeight w = packed_rows(pc, pc.size(0), k, static_cast<int>(bits), QDecode::kFpx);
+  w.row_scale = sc.const_data_ptr<float>();
+  w.code_values = values.data();
+  return finish(weight_only_acc(*kern, input, w), input, bias);
+}
+
+at::Tensor uintx_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,
+                                        const at::Tensor& zero_point, int64_t bits, int64_t group_size,
+                                        const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  const char* op = "uintx_weight_only_linear";
+  const ops::QLinearDims d = ops::check_packed_groupwise(packed, scale, zero_point, bits, group_size, op);
+  const int64_t k = d.k.expect_int();
+  if (kern == nullptr || group_size % vec::kCodeChunk != 0 || !rows_byte_aligned(packed, k, bits))
+    return uintx_weight_only_linear_ref(input, packed, scale, zero_point, bits, group_size, bias);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  const at::Tensor pc = packed.contiguous();
+  const at::Tensor sc = scale.contiguous();
+  const at::Tensor zc = zero_point.contiguous();
+  PackedWeight w = packed_rows(pc, pc.size(0), k, static_cast<int>(bits), QDecode::kUintx);
+  w.group_scale = sc.const_data_ptr<float>();
+  w.group_zero = zc.const_data_ptr<int32_t>();
+  w.group_size = group_size;
+  return finish(weight_only_acc(*kern, input, w), input, bias);
+}
+
+at::Tensor int8_dynamic_activation_int8_linear_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                                   const at::Tensor& weight_scale, const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  if (kern == nullptr || kern->qlinear_int8_gemm == nullptr)
+    return int8_dynamic_activation_int8_linear_ref(input, weight, weight_scale, bias);
+  const char* op = "int8_dynamic_activation_int8_linear";
+  const ops::QLinearDims d = ops::check_int8_weight(weight, weight_scale, op);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  const at::Tensor x = input.reshape({-1, input.size(-1)});
+  const int64_t m = x.size(0), k = x.size(1), n = weight.size(0);
+  // The reference's per-token symmetric quantization (a NaN row gets a NaN scale: a NaN output row).
+  auto [x_scale, x_zp] = core::choose_qparams_affine(x, {1, k}, "int8", "symmetric");
+  const at::Tensor xq = core::quantize_affine(x, {1, k}, x_scale, x_zp, "int8");
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), 64);
+  at::Tensor xqp = at::zeros({m, kp}, xq.options());
+  xqp.narrow(1, 0, k).copy_(xq);
+  const at::Tensor xsum = xq.sum(1, /*keepdim=*/false, at::kInt).contiguous();
+  const at::Tensor wc = weight.contiguous();
+  at::Tensor acc = at::empty({m, n}, x.options().dtype(at::kInt));
+  if (m > 0 && n > 0) {
+    const int8_t* xp = xqp.const_data_ptr<int8_t>();
+    const int32_t* sp = xsum.const_data_ptr<int32_t>();
+    const int8_t* wp = wc.const_data_ptr<int8_t>();
+    int32_t* ap = acc.data_ptr<int32_t>();
+    const int64_t grain = round_up(std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(k, 1)), 4);
+    at::parallel_for(0, (n + 3) / 4, grain / 4, [&](int64_t b, int64_t e) {
+      kern->qlinear_int8_gemm(xp, sp, m, kp, wp, k, 4 * b, std::min(n, 4 * e), ap, n);
+    });
+  }
+  // The reference's epilogue, op for op.
+  at::Tensor y = acc.to(at::kFloat).mul_(x_scale.reshape({-1, 1})).mul_(weight_scale.reshape({1, -1}));
+  if (bias.has_value()) y.add_(bias->to(at::kFloat));
+  return unflatten_rows(y.to(input.scalar_type()), input);
+}
+
+TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
+  m.impl("int8_weight_only_linear", &int8_weight_only_linear_cpu);
+  m.impl("float8_weight_only_linear", &float8_weight_only_linear_cpu);
+  m.impl("fpx_weight_only_linear", &fpx_weight_only_linear_cpu);
+  m.impl("uintx_weight_only_linear", &uintx_weight_only_linear_cpu);
+  m.impl("int8_dynamic_activation_int8_linear", &int8_dynamic_activation_int8_linear_cpu);
+}
+
+}  // namespace
+}  // namespace lowbit::cpu
