@@ -7,7 +7,8 @@ ratio (> 1: faster than float32). At M = 1 a linear streams its weight once, so 
 the weight bytes moved per second and their fraction of this machine's copy bandwidth (read +
 write, measured at the start of the run): the bytes-moved bound. The machine may be shared: the
 baseline and the candidates are timed in interleaved rounds and each time is the median of all
-rounds' calls.
+rounds' calls. On a machine shared with other jobs, --threads 1 gives steadier ratios (a
+parallel region waits for its slowest thread, which another job may have preempted).
 
     python benchmarks/bench_quantize_cpu.py                      # the suite, a few minutes on 2 cores
     python benchmarks/bench_quantize_cpu.py --quick              # CI smoke run, seconds
@@ -56,8 +57,9 @@ def main() -> None:
     p.add_argument("--shapes", default=LLAMA3_8B_SHAPES, help="KxN list")
     p.add_argument("--tokens", default="1,32", help="M list")
     p.add_argument("--configs", default=",".join(CONFIGS), help="lowbit shorthands")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--iters", type=int, default=4, help="calls per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--iters", type=int, default=3, help="calls per round")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--no-torchao", action="store_true")
     p.add_argument("--quick", action="store_true", help="one small shape, few calls (CI smoke run)")
     p.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
@@ -66,6 +68,8 @@ def main() -> None:
         print(f"# bench_quantize_cpu: a CPU benchmark; nothing to do on --device {args.device}")
         return
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     shapes = [(256, 512)] if args.quick else parse_shapes(args.shapes)
     tokens = [1, 32] if args.quick else [int(t) for t in args.tokens.split(",") if t]
     configs = [c for c in args.configs.split(",") if c]
