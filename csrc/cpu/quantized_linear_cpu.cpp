@@ -14,10 +14,14 @@
 //     reference's own ATen ops. float8wo with float32 input scales the sum, not each weight.
 //   int8_dynamic_activation_int8   the reference's per-token quantization (core ops), an exact
 //                        int32 GEMM (VNNI / vpmaddwd), the reference's epilogue: bit-equal.
+//   float8_dynamic_activation      the reference's activation cast, then the weight-only paths
+//                        on the unscaled float8 weight (exact float32 values, as the reference's
+//                        emulated scaled_mm converts them), then its scale epilogue.
 // The reference runs where these do not apply: LOWBIT_CPU_KERNELS=reference or the DEFAULT set
 // (no qlinear kernels), packed rows that do not start on a byte, uintx groups that are not a
 // multiple of 32, 8-bit fpx.
 #include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
@@ -25,6 +29,7 @@
 #include <torch/library.h>
 
 #include <lowbit/core/affine.h>
+#include <lowbit/core/float8_cast.h>
 #include <lowbit/core/fpx_format.h>
 #include <lowbit/cpu/quantized_linear_reference.h>
 #include <lowbit/cpu/vec/kernels.h>
@@ -241,7 +246,35 @@ at::Tensor int8_dynamic_activation_int8_linear_cpu(const at::Tensor& input, cons
   return unflatten_rows(y.to(input.scalar_type()), input);
 }
 
+at::Tensor float8_dynamic_activation_linear_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                                const at::Tensor& weight_scale, c10::string_view granularity,
+                                                const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  if (kern == nullptr) return float8_dynamic_activation_linear_ref(input, weight, weight_scale, granularity, bias);
+  const char* op = "float8_dynamic_activation_linear";
+  TORCH_CHECK(granularity == "tensor" || granularity == "row", op, ": granularity must be 'tensor' or 'row', got '",
+              granularity, "'");
+  const ops::QLinearDims d = ops::check_float8_weight(weight, weight_scale, true, op);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  // The reference's activation cast, then its emulated scaled GEMM: float32 sums of the exact
+  // float8 values (here decoded in the GEMV / tiles instead of converted whole), the scales
+  // multiplied in float32, one rounding to the input dtype, then the bias.
+  auto [xq, x_scale] = core::cast_to_float8(input.reshape({-1, input.size(-1)}), at::kFloat8_e4m3fn,
+                                            std::string(granularity));
+  const at::Tensor wc = weight.contiguous().view(at::kByte);
+  const PackedWeight w = packed_rows(wc, wc.size(0), wc.size(1), 8,
+                                     weight.scalar_type() == at::kFloat8_e4m3fn ? QDecode::kFloat8E4M3
+                                                                                : QDecode::kFloat8E5M2);
+  at::Tensor acc = weight_only_acc(*kern, xq.to(at::kFloat), w);
+  const int64_t m = acc.size(0), n = acc.size(1);
+  acc = acc * x_scale.reshape({x_scale.numel() == 1 ? 1 : m, 1}) *
+        weight_scale.reshape({1, weight_scale.numel() == 1 ? 1 : n});
+  return finish(acc, input, bias);
+}
+
 TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
+  m.impl("float8_dynamic_activation_linear", &float8_dynamic_activation_linear_cpu);
   m.impl("int8_weight_only_linear", &int8_weight_only_linear_cpu);
   m.impl("float8_weight_only_linear", &float8_weight_only_linear_cpu);
   m.impl("fpx_weight_only_linear", &fpx_weight_only_linear_cpu);

@@ -256,6 +256,36 @@ TEST(QuantizedLinearCpu, Int8DynamicIsBitEqual) {
   }
 }
 
+TEST(QuantizedLinearCpu, Float8DynamicMatchesReference) {
+  at::manual_seed(4);
+  auto op = lowbit::ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                            c10::string_view, const OptTensor&)>(
+      "lowbit::float8_dynamic_activation_linear");
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{5, 31}, {17, 100}, {40, 257}}) {
+    at::Tensor bytes = randbytes(n, k);
+    bytes = at::where((bytes & 0x7f) == 0x7f, at::zeros_like(bytes), bytes);
+    const at::Tensor w = bytes.view(at::kFloat8_e4m3fn);
+    const at::Tensor bias = at::randn({n});
+    for (const char* gran : {"tensor", "row"}) {
+      const at::Tensor ws = std::string(gran) == "row" ? at::rand({n, 1}) * 0.01 + 0.001 : at::rand({1}) * 0.01;
+      for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+        for (int64_t m : {1, 7, 33}) {
+          const at::Tensor x = at::randn({m, k}).to(t);
+          const at::Tensor mag = at::matmul(x.to(at::kFloat).abs(), (w.to(at::kFloat) * ws.reshape({-1, 1})).abs().t());
+          for (const OptTensor& b : {OptTensor(), OptTensor(bias)}) {
+            const at::Tensor want = lowbit::cpu::float8_dynamic_activation_linear_ref(x, w, ws, gran, b);
+            for (KernelSet s : qlinear_sets()) {
+              const at::Tensor got = with_kernels(s, [&] { return op.call(x, w, ws, gran, b); });
+              // x's float8 rounding is the same on both sides; its relative error bounds mag's.
+              expect_close(got, want, mag * 1.1, k, std::string("float8dq ") + gran + " M=" + std::to_string(m));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantizedLinearCpu, ReferenceSetRunsTheReference) {
   at::manual_seed(3);
   const Case c = fpx(13, 40, 2, 1);
