@@ -8,9 +8,10 @@
 //   qlinear_dequantize  the same decoded chunks stored as float32 rows (the tiled path's GEMM operand).
 //
 // A decoder turns a chunk into the reference's weights bit for bit: int8 and float8 codes widen
-// exactly (then float8 is scaled and rounded to the input dtype); uintx codes run the reference's
-// arithmetic (float(q) - zp) * scale per lane; fpx codes index a table of the row's 2^bits weights
-// fpx_decode(q) * scale, held in registers. Every weight is rounded to the input dtype as the
+// exactly (then float8 is scaled and rounded to the input dtype); uintx and fpx codes index a
+// table of the group's / row's 2^bits weights held in registers, built with the reference's
+// arithmetic ((float(q) - zp) * scale, fpx_decode(q) * scale; uintx codes of 6+ bits run it per
+// lane). Every weight is rounded to the input dtype as the
 // reference rounds it. So the kernels differ from the reference only in the float32 summation
 // order (and, where the op folds a per-row scale into its epilogue, in where that one rounding
 // happens), and a one-hot x reproduces the reference exactly.
@@ -62,17 +63,20 @@ LOWBIT_QL_INLINE void fill_table(Table<kEntries>& t, float* mem, QRound round, c
   for (int i = 0; i < kRegs; i += 2) round_to(round, r[i], r[i + 1]);
   for (int i = 0; i < kRegs; ++i) {
     t.t[i] = r[i];
-    r[i].store(mem + i * kLanes);
+    if (mem != nullptr) r[i].store(mem + i * kLanes);
   }
   t.mem = mem;
 }
 
-// uintx: (float(q) - zp) * scale per lane, rounded to the input dtype (cheaper than rebuilding a
-// table of the group's 2^bits weights every group_size codes). The group advances every
-// group_size / 32 chunks of a row.
+// uintx: the group's weights (float(q) - zp) * scale, rounded to the input dtype, computed per
+// lane (kTable false) or, for up to 16 (AVX2) / 32 (AVX512) codes, once per group into a table
+// held in registers that each code indexes. The group advances every group_size / 32 chunks of a
+// row; chunks come in order from the row's start (row_dot, dequantize_rows).
+template <bool kTable, int kEntries = 16>
 struct UintxDecoder {
   const PackedWeight& w;
   CodePlan plan;
+  Table<kEntries> table;
   const float* scale_at = nullptr;
   const int32_t* zero_at = nullptr;
   int64_t chunks_per_group, left = 0;
@@ -84,18 +88,25 @@ struct UintxDecoder {
     zero_at = w.group_zero + n * groups_per_row;
     left = 0;
   }
-  // Chunks come in order from the row's start (row_dot, dequantize_rows).
   LOWBIT_QL_INLINE void chunk(const uint8_t* p, int64_t, FVec (&out)[kVecs]) {
     if (left == 0) {
       scale = FVec(*scale_at++);
       zero = FVec(static_cast<float>(*zero_at++));
       left = chunks_per_group;
+      if constexpr (kTable) {
+        fill_table(table, nullptr, w.round,
+                   [&](int e0) { return (to_float(add_i32(iota_i32(), set1_i32(e0))) - zero) * scale; });
+      }
     }
     --left;
     IVec codes[kVecs];
     plan.codes(p, codes);
-    for (int h = 0; h < kVecs; ++h) out[h] = (to_float(codes[h]) - zero) * scale;
-    for (int h = 0; h < kVecs; h += 2) round_to(w.round, out[h], out[h + 1]);
+    if constexpr (kTable) {
+      for (int h = 0; h < kVecs; ++h) out[h] = table(codes[h]);
+    } else {
+      for (int h = 0; h < kVecs; ++h) out[h] = (to_float(codes[h]) - zero) * scale;
+      for (int h = 0; h < kVecs; h += 2) round_to(w.round, out[h], out[h + 1]);
+    }
   }
 };
 
@@ -227,7 +238,14 @@ LOWBIT_QL_INLINE void with_decoder(const PackedWeight& w, Fn&& fn) {
     case QDecode::kInt8: return fn(static_cast<Int8Decoder*>(nullptr));
     case QDecode::kFloat8E4M3: return fn(static_cast<Float8Decoder<true>*>(nullptr));
     case QDecode::kFloat8E5M2: return fn(static_cast<Float8Decoder<false>*>(nullptr));
-    case QDecode::kUintx: return fn(static_cast<UintxDecoder*>(nullptr));
+    case QDecode::kUintx:
+#if defined(CPU_CAPABILITY_AVX512)
+      if (w.bits == 5) return fn(static_cast<UintxDecoder<true, 32>*>(nullptr));
+#else
+      if (w.bits <= 3) return fn(static_cast<UintxDecoder<true, 8>*>(nullptr));
+#endif
+      if (w.bits <= 4) return fn(static_cast<UintxDecoder<true, 16>*>(nullptr));
+      return fn(static_cast<UintxDecoder<false>*>(nullptr));
     case QDecode::kFpx:
 #if defined(CPU_CAPABILITY_AVX512)
       if (w.bits <= 4) return fn(static_cast<FpxTableDecoder<16>*>(nullptr));
