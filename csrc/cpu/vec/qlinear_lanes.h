@@ -14,6 +14,12 @@
 #error "qlinear_lanes.h is for the AVX2 / AVX512 builds of csrc/cpu/vec only"
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_* through their masked builtins, which
+// -Wuninitialized reports once they are inlined here (a false positive, as in ATen's own builds).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 #include <immintrin.h>
