@@ -68,8 +68,8 @@ def main() -> None:
         print(f"# bench_quantize_cpu: a CPU benchmark; nothing to do on --device {args.device}")
         return
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or args.quick:  # the smoke run on one thread: steady on a busy CI machine
+        torch.set_num_threads(args.threads or 1)
     shapes = [(256, 512)] if args.quick else parse_shapes(args.shapes)
     tokens = [1, 32] if args.quick else [int(t) for t in args.tokens.split(",") if t]
     configs = [c for c in args.configs.split(",") if c]
