@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>  // getpid: test folders of concurrent runs apart
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -20,7 +22,8 @@ class RecipeConfig : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("lowbit_cfg_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("lowbit_cfg_" + std::to_string(::getpid()) + "_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     lowbit::recipes::remove_tree(dir_.string());
     fs::create_directories(dir_ / "model");
     write("model/tiny.yaml", "model:\n  dim: 64\n  n_layers: 2\n  norm_eps: 1.0e-5\n  name: tiny\n");

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>  // getpid: test folders of concurrent runs apart
 
 namespace {
 
@@ -36,7 +37,8 @@ class RecipeTrain : public ::testing::Test {
   void SetUp() override {
     if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
     dir_ = fs::temp_directory_path() /
-           ("lowbit_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("lowbit_train_" + std::to_string(::getpid()) + "_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     lowbit::recipes::remove_tree(dir_.string());
   }
   void TearDown() override { lowbit::recipes::remove_tree(dir_.string()); }
