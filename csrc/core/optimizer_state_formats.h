@@ -24,6 +24,19 @@
 //           bytes / param: 2 + 8 / block_size.
 // Parameters with fewer than min_quantized_size elements (default 4096) keep plain fp32 m and v
 // of the parameter's shape (and empty scale tensors), exactly as torch.optim.AdamW does.
+//
+// Non-finite moments stay confined to their element, as in torch.optim.AdamW. An inf or NaN
+// gradient element, or a finite one whose square overflows, makes that element's m or v inf or
+// NaN; block scales (absmax, rank-1 row / column maxima) are taken over the finite values only,
+// so the rest of the block is stored as if that element were absent. The element itself:
+//   +-inf  saturates to the map's or e4m3's extreme code (decodes to +-scale, the block's largest
+//          finite magnitude; to 0 when the block has no finite nonzero value);
+//   NaN    map formats (no NaN code): the code nearest 0; fp8: the e4m3 NaN code 0x7F.
+// Its parameter follows torch: an inf or NaN gradient makes it NaN (inf / inf) in the same step,
+// and a NaN parameter stays NaN. The one difference: where torch keeps v = inf for good (a
+// gradient whose square overflowed; torch then freezes that element, update 0 every later step),
+// a quantized v holds the block's largest finite value instead, so the element keeps taking
+// small finite steps. fp32 states (small parameters) are torch's exactly.
 #pragma once
 
 #include <c10/util/Float8_e4m3fn.h>
@@ -76,6 +89,12 @@ inline int64_t num_blocks(int64_t numel, int64_t block_size) { return (numel + b
 
 // ---- scales ---------------------------------------------------------------------------------
 
+// |x| for finite x, 0 for inf and NaN: the magnitude a block scale is taken over.
+LOWBIT_HD float finite_abs(float x) {
+  const float a = fabsf(x);
+  return a <= 3.40282346638528859812e+38f ? a : 0.0f;  // FLT_MAX; false for inf and NaN
+}
+
 // Block scale of the map formats: the block's absmax (values normalize into [-1, 1]).
 LOWBIT_HD float map_scale_from_absmax(float absmax) { return absmax; }
 
@@ -87,8 +106,8 @@ LOWBIT_HD float rank1_scale(float row_max, float col_max) { return fminf(row_max
 
 // ---- per-element encode / decode -------------------------------------------------------------
 
-// x / scale, with 0 for a zero scale (an all-zero block or a fresh state).
-LOWBIT_HD float normalize_by_scale(float x, float scale) { return scale > 0.0f ? x / scale : 0.0f; }
+// x / scale, with 0 for a zero scale (an all-zero block or a fresh state) and for NaN x.
+LOWBIT_HD float normalize_by_scale(float x, float scale) { return scale > 0.0f && x == x ? x / scale : 0.0f; }
 
 LOWBIT_HD uint8_t encode_with_map(const float* map, int map_size, float x, float scale) {
   return static_cast<uint8_t>(nearest_map_index(map, map_size, normalize_by_scale(x, scale)));
@@ -96,8 +115,12 @@ LOWBIT_HD uint8_t encode_with_map(const float* map, int map_size, float x, float
 
 LOWBIT_HD float decode_with_map(const float* map, uint8_t code, float scale) { return mul_rn(map[code], scale); }
 
+// e4m3(x / scale) rounded to nearest even, saturating (+-inf to +-448); NaN to the NaN code 0x7F
+// whatever its sign bit (so CPU and CUDA store the same byte); 0 for a zero scale.
 LOWBIT_HD c10::Float8_e4m3fn encode_fp8_state(float x, float scale) {
-  return scale > 0.0f ? cast_scaled_to_float8<c10::Float8_e4m3fn>(x, scale, kE4M3Max) : c10::Float8_e4m3fn(0.0f);
+  if (x != x) return c10::Float8_e4m3fn(static_cast<uint8_t>(0x7F), c10::Float8_e4m3fn::from_bits());
+  if (!(scale > 0.0f)) return c10::Float8_e4m3fn(0.0f);
+  return c10::Float8_e4m3fn(fminf(fmaxf(x / scale, -kE4M3Max), kE4M3Max));
 }
 
 LOWBIT_HD float decode_fp8_state(c10::Float8_e4m3fn code, float scale) {
