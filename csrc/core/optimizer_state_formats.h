@@ -26,17 +26,19 @@
 // of the parameter's shape (and empty scale tensors), exactly as torch.optim.AdamW does.
 //
 // Non-finite moments stay confined to their element, as in torch.optim.AdamW. An inf or NaN
-// gradient element, or a finite one whose square overflows, makes that element's m or v inf or
-// NaN; block scales (absmax, rank-1 row / column maxima) are taken over the finite values only,
-// so the rest of the block is stored as if that element were absent. The element itself:
-//   +-inf  saturates to the map's or e4m3's extreme code (decodes to +-scale, the block's largest
-//          finite magnitude; to 0 when the block has no finite nonzero value);
-//   NaN    map formats (no NaN code): the code nearest 0; fp8: the e4m3 NaN code 0x7F.
-// Its parameter follows torch: an inf or NaN gradient makes it NaN (inf / inf) in the same step,
-// and a NaN parameter stays NaN. The one difference: where torch keeps v = inf for good (a
-// gradient whose square overflowed; torch then freezes that element, update 0 every later step),
-// a quantized v holds the block's largest finite value instead, so the element keeps taking
-// small finite steps. fp32 states (small parameters) are torch's exactly.
+// gradient element, or a finite one whose square overflows, makes that element's new v inf or
+// NaN (and its m inf, NaN or huge). Such an element is left out of both block scales (absmax,
+// rank-1 row / column maxima are taken over the elements whose new v is finite), so the rest of
+// its block is stored exactly as if it were absent. The element itself is stored saturated:
+//   +-inf or huge  the map's or e4m3's extreme code (decodes to +-scale, the block's largest
+//                  finite magnitude; to 0 when the block has no finite nonzero value);
+//   NaN            map formats (no NaN code): the code nearest 0; fp8: the e4m3 NaN code 0x7F.
+// Its parameter follows torch in the step the gradient arrives: NaN for an inf or NaN gradient
+// (m / sqrt(v) = inf / inf), unchanged but for weight decay for an overflowing one (m / inf = 0);
+// a NaN parameter stays NaN. The one difference comes later: torch keeps v = inf for good and so
+// freezes an overflowed element (update 0 every step), while a quantized v holds the block's
+// largest finite value and the element keeps taking ordinary steps. fp32 states (parameters
+// below min_quantized_size) are torch's exactly.
 #pragma once
 
 #include <c10/util/Float8_e4m3fn.h>
@@ -89,11 +91,16 @@ inline int64_t num_blocks(int64_t numel, int64_t block_size) { return (numel + b
 
 // ---- scales ---------------------------------------------------------------------------------
 
-// |x| for finite x, 0 for inf and NaN: the magnitude a block scale is taken over.
-LOWBIT_HD float finite_abs(float x) {
-  const float a = fabsf(x);
-  return a <= 3.40282346638528859812e+38f ? a : 0.0f;  // FLT_MAX; false for inf and NaN
-}
+// Whether x is finite (false for inf and NaN), without <cmath>'s isfinite on the device.
+LOWBIT_HD bool finite_value(float x) { return fabsf(x) <= 3.40282346638528859812e+38f; }  // FLT_MAX
+
+// |x| for finite x, 0 for inf and NaN.
+LOWBIT_HD float finite_abs(float x) { return finite_value(x) ? fabsf(x) : 0.0f; }
+
+// What an element adds to its block's m and v scales (the max over the block): its |m| and |v|
+// when its new v is finite, else nothing (see the file comment).
+LOWBIT_HD float m_scale_part(float m, float v) { return finite_value(v) ? finite_abs(m) : 0.0f; }
+LOWBIT_HD float v_scale_part(float v) { return finite_abs(v); }
 
 // Block scale of the map formats: the block's absmax (values normalize into [-1, 1]).
 LOWBIT_HD float map_scale_from_absmax(float absmax) { return absmax; }

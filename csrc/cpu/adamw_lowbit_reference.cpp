@@ -5,7 +5,8 @@
 // Per parameter, per quantization block of block_size elements (in parallel over blocks):
 //   1. decode m and v of the block with the old scales into float scratch arrays;
 //   2. AdamW update of every element;
-//   3. new scales from the updated block (absmax of the finite values), encode m and v with them.
+//   3. new scales from the updated block (absmax over the elements whose new v is finite),
+//      encode m and v with them.
 // A rank-1 second moment (4-bit) needs its new row / column maxima before any element can be
 // encoded, so it first runs a statistics pass over the whole parameter that computes the new v
 // (the same function as step 2) and reduces the maxima; the scales are written back last,
@@ -83,9 +84,16 @@ void decode_block(const ParamSlot& t, const Maps& maps, int64_t block, int64_t b
   }
 }
 
-float absmax_of(const float* x, int64_t len) {
+// The block's m and v absmax over the elements whose new v is finite.
+float m_absmax_of(const float* m, const float* v, int64_t len) {
   float a = 0.0f;
-  for (int64_t k = 0; k < len; ++k) a = std::max(a, core::finite_abs(x[k]));
+  for (int64_t k = 0; k < len; ++k) a = std::max(a, core::m_scale_part(m[k], v[k]));
+  return a;
+}
+
+float v_absmax_of(const float* v, int64_t len) {
+  float a = 0.0f;
+  for (int64_t k = 0; k < len; ++k) a = std::max(a, core::v_scale_part(v[k]));
   return a;
 }
 
@@ -98,8 +106,8 @@ void encode_block(const ParamSlot& t, const Maps& maps, int64_t block, int64_t b
       std::copy(v, v + len, static_cast<float*>(t.v) + begin);
       return;
     case StateLayout::kDynamicTree8: {
-      const float ms = core::map_scale_from_absmax(absmax_of(m, len));
-      const float vs = core::map_scale_from_absmax(absmax_of(v, len));
+      const float ms = core::map_scale_from_absmax(m_absmax_of(m, v, len));
+      const float vs = core::map_scale_from_absmax(v_absmax_of(v, len));
       uint8_t* mc = static_cast<uint8_t*>(t.m) + begin;
       uint8_t* vc = static_cast<uint8_t*>(t.v) + begin;
       for (int64_t k = 0; k < len; ++k) mc[k] = core::encode_with_map(maps.m->values, maps.m->size, m[k], ms);
@@ -109,8 +117,8 @@ void encode_block(const ParamSlot& t, const Maps& maps, int64_t block, int64_t b
       return;
     }
     case StateLayout::kFp8: {
-      const float ms = core::fp8_state_scale_from_absmax(absmax_of(m, len));
-      const float vs = core::fp8_state_scale_from_absmax(absmax_of(v, len));
+      const float ms = core::fp8_state_scale_from_absmax(m_absmax_of(m, v, len));
+      const float vs = core::fp8_state_scale_from_absmax(v_absmax_of(v, len));
       auto* mc = static_cast<c10::Float8_e4m3fn*>(t.m) + begin;
       auto* vc = static_cast<c10::Float8_e4m3fn*>(t.v) + begin;
       for (int64_t k = 0; k < len; ++k) mc[k] = core::encode_fp8_state(m[k], ms);
@@ -122,8 +130,8 @@ void encode_block(const ParamSlot& t, const Maps& maps, int64_t block, int64_t b
     case StateLayout::k4bitBlockwise:
     case StateLayout::k4bitRank1: {
       const bool rank1 = t.layout == StateLayout::k4bitRank1;
-      const float ms = core::map_scale_from_absmax(absmax_of(m, len));
-      const float vs_block = rank1 ? 0.0f : core::map_scale_from_absmax(absmax_of(v, len));
+      const float ms = core::map_scale_from_absmax(m_absmax_of(m, v, len));
+      const float vs_block = rank1 ? 0.0f : core::map_scale_from_absmax(v_absmax_of(v, len));
       uint8_t* mc = static_cast<uint8_t*>(t.m);
       uint8_t* vc = static_cast<uint8_t*>(t.v);
       uint8_t mcode[2], vcode[2];
@@ -193,7 +201,7 @@ std::vector<float> rank1_statistics(const ParamSlot& t, const Maps& maps) {
           const int64_t e = i * cols + j;
           const float old = core::decode_with_map(maps.v->values, core::nibble(vc[e / 2], e),
                                                   rank1_scale_at(t.v_scale, rows, cols, e));
-          const float nv = core::finite_abs(core::adamw_second_moment(old, grad_at<T>(t, e), t.coefs));
+          const float nv = core::v_scale_part(core::adamw_second_moment(old, grad_at<T>(t, e), t.coefs));
           rm = std::max(rm, nv);
           cm[j] = std::max(cm[j], nv);
         }

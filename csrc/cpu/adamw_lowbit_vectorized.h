@@ -294,10 +294,16 @@ inline void store_e4m3(Vec xv, Vec qv, uint8_t* out) {
 
 #endif
 
-// |x| where finite, else 0 (core::finite_abs per lane).
+// |x| where finite, else 0 (core::finite_abs, core::v_scale_part per lane).
 inline Vec finite_abs(Vec x) {
   const Vec a = x.abs();
   return a & (a <= Vec(kFltMax));
+}
+
+// core::m_scale_part per lane: |m| where m and v are finite, else 0.
+inline Vec m_scale_part(Vec m, Vec v) {
+  const Vec a = m.abs();
+  return a & ((a <= Vec(kFltMax)) & (v.abs() <= Vec(kFltMax)));
 }
 
 inline float reduce_max(Vec v) {
@@ -408,7 +414,7 @@ void encode_fp8(const float* x, float scale, int64_t len, uint8_t* out) {
 }
 
 // The AdamW update of len elements: m, v in place, p_out = new parameter (float).
-// Returns the finite absmax of the new m and v.
+// Returns the block scales' absmax of the new m and v (core::m_scale_part, v_scale_part).
 std::pair<float, float> update(const core::AdamWCoefs& c, const float* g, const float* p, float* m, float* v,
                                float* p_out, int64_t len) {
   const Vec omb1(c.one_minus_beta1), b2(c.beta2), omb2(c.one_minus_beta2), eps(c.eps), decay(c.decay),
@@ -425,7 +431,7 @@ std::pair<float, float> update(const core::AdamWCoefs& c, const float* g, const 
     mk.store(m + k);
     vk.store(v + k);
     pk.store(p_out + k);
-    am = max_not_nan(am, finite_abs(mk));
+    am = max_not_nan(am, m_scale_part(mk, vk));
     av = max_not_nan(av, finite_abs(vk));
   }
   float ma = reduce_max(am), va = reduce_max(av);
@@ -433,8 +439,8 @@ std::pair<float, float> update(const core::AdamWCoefs& c, const float* g, const 
     m[k] = core::adamw_first_moment(m[k], g[k], c);
     v[k] = core::adamw_second_moment(v[k], g[k], c);
     p_out[k] = core::adamw_param(p[k], m[k], v[k], c);
-    ma = std::max(ma, core::finite_abs(m[k]));
-    va = std::max(va, core::finite_abs(v[k]));
+    ma = std::max(ma, core::m_scale_part(m[k], v[k]));
+    va = std::max(va, core::v_scale_part(v[k]));
   }
   return {ma, va};
 }
@@ -565,7 +571,7 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
         float r = reduce_max(rm);
         for (; j < cols; ++j) {
           const float old = core::mul_rn(table[core::nibble(vc[(e0 + j) / 2], e0 + j)], scale[j]);
-          const float nv = core::finite_abs(core::adamw_second_moment(old, gf[j], c));
+          const float nv = core::v_scale_part(core::adamw_second_moment(old, gf[j], c));
           r = std::max(r, nv);
           cm[j] = std::max(cm[j], nv);
         }

@@ -155,8 +155,8 @@ __device__ void update_block(const Slot& s, int64_t block, const Args& a, const 
       }
       m[2 * k + h] = mk;
       v[2 * k + h] = vk;
-      m_absmax = fmaxf(m_absmax, core::finite_abs(mk));  // scales from finite values only
-      v_max = fmaxf(v_max, core::finite_abs(vk));
+      m_absmax = fmaxf(m_absmax, core::m_scale_part(mk, vk));  // elements with a finite new v only
+      v_max = fmaxf(v_max, core::v_scale_part(vk));
     }
   }
   if constexpr (L == StateLayout::kFloat32) return;
@@ -256,7 +256,7 @@ __device__ void rank1_stats_tile(const Slot& s, int64_t tile, const Args& a, con
     if (j < s.cols) {
       const int64_t e = i * s.cols + j;
       const float old = core::decode_with_map(map_v, core::nibble(vc[e / 2], e), rank1_scale_at(s.v_scale, s.rows, s.cols, e));
-      nv = core::finite_abs(core::adamw_second_moment(old, static_cast<float>(grad[e]), c));
+      nv = core::v_scale_part(core::adamw_second_moment(old, static_cast<float>(grad[e]), c));
     }
     col_max = fmaxf(col_max, nv);
     const float wmax = warp_reduce(nv, MaxOp());
