@@ -404,10 +404,70 @@ def test_load_state_rejects_mismatches(tmp_path):
     with pytest.raises(ValueError, match="'8bit' state"):
         load_state(make_opt(AdamW4bit, make_params()), path)
     other = [torch.nn.Parameter(torch.randn(128, 97)), *make_params()[1:]]
-    with pytest.raises(ValueError, match="state.0.exp_avg_scale|state.0.exp_avg"):
+    with pytest.raises(ValueError, match="state.0 in .* does not fit parameter 0"):
         load_state(make_opt(AdamW8bit, other), path)
     with pytest.raises(ValueError, match="parameter groups"):
         load_state(AdamW8bit(make_params()), path)
+
+
+def test_state_file_reads_earlier_writers_numbers(tmp_path):
+    """The format stays lowbit.optim/1: a file whose floats are Python reprs (as the Python writer of
+    earlier versions wrote them) loads with the same hyperparameters and states."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    params = make_params()
+    opt = make_opt(AdamW8bit, params)
+    run_steps(opt, params, range(2))
+    path, old = str(tmp_path / "new.safetensors"), str(tmp_path / "old.safetensors")
+    save_state(opt, path)
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    assert metadata["format"] == "lowbit.optim/1" and metadata["param_groups.1.lr"] == "0.0050000000000000001"
+    for key in list(metadata):
+        if key.rsplit(".", 1)[-1] in ("lr", "beta1", "beta2", "eps", "weight_decay"):
+            metadata[key] = repr(float(metadata[key]))
+    save_file(load_file(path), old, metadata=metadata)
+    opt2 = make_opt(AdamW8bit, make_params())
+    opt2.param_groups[0]["lr"] = 7.0
+    load_state(opt2, old)
+    assert opt2.param_groups[0]["lr"] == 1e-2 and opt2.param_groups[1]["betas"] == (0.9, 0.999)
+    params2 = opt2.param_groups[0]["params"] + opt2.param_groups[1]["params"]
+    for pa, pb in zip(params, params2):
+        for k in STATE_KEYS:
+            assert torch.equal(as_bytes(opt.state[pa][k]), as_bytes(opt2.state[pb][k])), k
+
+
+def test_failed_load_changes_nothing(tmp_path):
+    params = make_params()
+    opt = make_opt(AdamW8bit, params)
+    run_steps(opt, params, range(1))
+    path = str(tmp_path / "s.safetensors")
+    save_state(opt, path)
+    other = [torch.nn.Parameter(torch.randn(128, 97)), *make_params()[1:]]
+    target = make_opt(AdamW8bit, other)
+    run_steps(target, other, range(1))
+    before = {id(p): {k: t.clone() for k, t in target.state[p].items()} for p in other}
+    lrs = [g["lr"] for g in target.param_groups]
+    with pytest.raises(ValueError, match="does not fit parameter 0"):
+        load_state(target, path)
+    assert [g["lr"] for g in target.param_groups] == lrs
+    for p in other:
+        for k, t in target.state[p].items():
+            assert torch.equal(as_bytes(t), as_bytes(before[id(p)][k]))
+    with pytest.raises(ValueError, match="lowbit.optim/1|safetensors|load_state"):
+        (tmp_path / "junk").write_bytes(b"not a safetensors file")
+        load_state(target, str(tmp_path / "junk"))
+
+
+def test_state_file_ops_check_their_manifest(tmp_path):
+    path = str(tmp_path / "s.safetensors")
+    manifest = {"optimizer": "AdamW8bit", "state_format": "8bit", "param_groups": [], "state": [0]}
+    with pytest.raises(ValueError, match="need 5 tensors, got 0"):
+        ops.optim_save_state(path, __import__("json").dumps(manifest), [])
+    manifest["optimizer"] = "AdamW4bit"
+    with pytest.raises(ValueError, match="does not go with state_format"):
+        ops.optim_save_state(path, __import__("json").dumps(manifest), [])
 
 
 def test_lr_schedule_and_per_group_options():
