@@ -98,12 +98,15 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--formats", default="8bit,4bit,fp8")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU; default: torch's)")
     ap.add_argument("--no-torchao", action="store_true", help="skip torchao (its compile takes minutes on CPU)")
     ap.add_argument("--quick", action="store_true", help="a small shape, few steps, no torchao (CI smoke run)")
     ap.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
     args = ap.parse_args()
 
     device, dtype = args.device, getattr(torch, args.dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     shapes = [(256, 320)] if args.quick else parse_shapes(args.shapes)
     rounds, warmup, steps = (3, 2, 2) if args.quick else (args.rounds, 5, 4)
     formats = [f for f in args.formats.split(",") if f]

@@ -445,6 +445,32 @@ std::pair<float, float> update(const core::AdamWCoefs& c, const float* g, const 
   return {ma, va};
 }
 
+// bf16 -> float (exact: the bf16 bits are the float's top half), in a loop the compiler vectorizes.
+void bf16_to_float(const c10::BFloat16* in, int64_t len, float* out) {
+  const uint16_t* raw = reinterpret_cast<const uint16_t*>(in);
+  uint32_t* bits = reinterpret_cast<uint32_t*>(out);
+  for (int64_t k = 0; k < len; ++k) bits[k] = static_cast<uint32_t>(raw[k]) << 16;
+}
+
+// float -> bf16 as core::bf16_round_nearest_even / bf16_round_stochastic with
+// core::stochastic_rounding_bits(step, index, first + k), written branch-free so the compiler
+// vectorizes it (64-bit lanes for the hash); the tests prove it equal to those functions.
+template <bool kStochastic>
+void float_to_bf16(const float* in, int64_t len, int64_t step, int64_t index, int64_t first, c10::BFloat16* out) {
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(in);
+  uint16_t* raw = reinterpret_cast<uint16_t*>(out);
+  for (int64_t k = 0; k < len; ++k) {
+    const uint32_t u = bits[k];
+    const uint32_t nearest = (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    if constexpr (kStochastic) {
+      const uint32_t r = core::stochastic_rounding_bits(step, index, first + k);
+      raw[k] = static_cast<uint16_t>((u & 0x7F800000u) == 0x7F800000u ? nearest : (u + r) >> 16);
+    } else {
+      raw[k] = static_cast<uint16_t>(nearest);
+    }
+  }
+}
+
 // Scratch of one task (one thread's run of blocks).
 struct Scratch {
   alignas(64) float m[kMaxBlock], v[kMaxBlock], p[kMaxBlock], g[kMaxBlock], s_old[kMaxBlock], s_new[kMaxBlock];
@@ -463,8 +489,8 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
     g = grad;
     p = p_out = param;
   } else {
-    for (int64_t k = 0; k < len; ++k) s.g[k] = static_cast<float>(grad[k]);
-    for (int64_t k = 0; k < len; ++k) s.p[k] = static_cast<float>(param[k]);
+    bf16_to_float(grad, len, s.g);
+    bf16_to_float(param, len, s.p);
     g = s.g;
     p = p_out = s.p;
   }
@@ -493,9 +519,11 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
   const auto [m_absmax, v_absmax] = update(t.coefs, g, p, m, v, p_out, len);
 
   if constexpr (!std::is_same_v<P, float>) {
-    for (int64_t k = 0; k < len; ++k)
-      param[k] = sr ? core::bf16_round_stochastic(s.p[k], core::stochastic_rounding_bits(t.step, t.index, begin + k))
-                    : core::bf16_round_nearest_even(s.p[k]);
+    if (sr) {
+      float_to_bf16<true>(s.p, len, t.step, t.index, begin, param);
+    } else {
+      float_to_bf16<false>(s.p, len, t.step, t.index, begin, param);
+    }
   }
   uint8_t* mo = static_cast<uint8_t*>(t.m);
   uint8_t* vo = static_cast<uint8_t*>(t.v);
@@ -554,7 +582,7 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
         if constexpr (std::is_same_v<P, float>) {
           gf = grad + e0;
         } else {
-          for (int64_t j = 0; j < cols; ++j) g[j] = static_cast<float>(grad[e0 + j]);
+          bf16_to_float(grad + e0, cols, g.get());
           gf = g.get();
         }
         fill_rank1_scales(t.v_scale, rows, cols, e0, cols, scale.get());
