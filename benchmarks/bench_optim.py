@@ -42,6 +42,19 @@ def state_bytes_moved(fmt: str, numel: int, param_bytes: int, block_size: int, s
     return 3 * numel * param_bytes + 2 * (codes + scales)
 
 
+def copy_gbps_cpu_time(nbytes: int = 1 << 28) -> float:
+    """Copy bandwidth (bytes read + written) of one thread, timed by its CPU time."""
+    src = torch.empty(nbytes, dtype=torch.uint8).random_(0, 255)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.thread_time()
+        dst.copy_(src)
+        best = min(best, time.thread_time() - t0)
+    return 2 * nbytes / best / 1e9
+
+
 def make_param(shape, dtype, device, seed=0):
     g = torch.Generator().manual_seed(seed)
     p = torch.nn.Parameter(torch.randn(shape, generator=g).to(device=device, dtype=dtype))
@@ -72,9 +85,11 @@ def peers(fmt: str, device: str, use_torchao: bool):
     return out
 
 
-def time_steps(optimizers, device: str, warmup: int, rounds: int, steps_per_round: int):
-    """Median ms per step of each optimizer, taking turns round by round."""
+def time_steps(optimizers, device: str, warmup: int, rounds: int, steps_per_round: int, cpu_time: bool = False):
+    """Median ms per step of each optimizer, taking turns round by round (wall clock, or this
+    thread's CPU time with cpu_time)."""
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    clock = time.thread_time if cpu_time else time.perf_counter
     for name, opt in optimizers:
         for _ in range(warmup):
             opt.step()
@@ -83,11 +98,11 @@ def time_steps(optimizers, device: str, warmup: int, rounds: int, steps_per_roun
     for _ in range(rounds):
         for name, opt in optimizers:
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(steps_per_round):
                 opt.step()
             sync()
-            times[name].append((time.perf_counter() - t0) * 1e3 / steps_per_round)
+            times[name].append((clock() - t0) * 1e3 / steps_per_round)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -99,20 +114,31 @@ def main() -> None:
     ap.add_argument("--formats", default="8bit,4bit,fp8")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU; default: torch's)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread, timed by its CPU time: steadier than wall clock on a busy shared machine")
     ap.add_argument("--no-torchao", action="store_true", help="skip torchao (its compile takes minutes on CPU)")
     ap.add_argument("--quick", action="store_true", help="a small shape, few steps, no torchao (CI smoke run)")
     ap.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
     args = ap.parse_args()
 
     device, dtype = args.device, getattr(torch, args.dtype)
+    if args.cpu_time:
+        if device != "cpu":
+            ap.error("--cpu-time is for --device cpu")
+        args.threads = 1
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [(256, 320)] if args.quick else parse_shapes(args.shapes)
     rounds, warmup, steps = (3, 2, 2) if args.quick else (args.rounds, 5, 4)
     formats = [f for f in args.formats.split(",") if f]
-    copy_gbps = copy_bandwidth_gbps(device, 1 << 22 if args.quick else 1 << 28)
-    report = Report(f"low-bit AdamW step ({args.dtype} parameters, {torch.get_num_threads()} threads)"
+    copy_bytes = 1 << 22 if args.quick else 1 << 28
+    copy_gbps = copy_gbps_cpu_time(copy_bytes) if args.cpu_time else copy_bandwidth_gbps(device, copy_bytes)
+    timing = "thread CPU time" if args.cpu_time else "wall clock"
+    report = Report(f"low-bit AdamW step ({args.dtype} parameters, {torch.get_num_threads()} threads, {timing})"
                     if device == "cpu" else f"low-bit AdamW step ({args.dtype} parameters)", device, copy_gbps)
+    if device == "cpu":
+        print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; ATen CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()} (lowbit's kernel follows it)")
     summary = []
     for shape in shapes:
         numel = 1
@@ -120,7 +146,7 @@ def main() -> None:
             numel *= d
         case_shape = "x".join(map(str, shape))
         base = [("torch AdamW (fused)", torch.optim.AdamW([make_param(shape, dtype, device)], **HYPER, fused=True))]
-        base_ms = time_steps(base, device, warmup, rounds, steps)
+        base_ms = time_steps(base, device, warmup, rounds, steps, args.cpu_time)
         summary.append((case_shape, base[0][0], base_ms[base[0][0]], numel))
         for fmt in formats:
             ours_name = f"lowbit {FORMATS[fmt].__name__}"
@@ -135,7 +161,7 @@ def main() -> None:
                     contenders.append((name, opt))
                 except Exception as e:
                     print(f"# {name} failed on {device} ({type(e).__name__}: {str(e)[:200]}); skipped")
-            ms = time_steps(contenders, device, warmup, rounds, steps)
+            ms = time_steps(contenders, device, warmup, rounds, steps, args.cpu_time)
             block = ours.param_groups[0]["block_size"]
             nbytes = state_bytes_moved(fmt, numel, torch.finfo(dtype).bits // 8, block, shape)
             for name, _ in contenders[1:]:

@@ -282,7 +282,7 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
   std::unique_ptr<float[]> col_max(new float[chunks * cols]());  // one row of column maxima per chunk
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::unique_ptr<uint8_t[]> codes(new uint8_t[cols]);
-    std::unique_ptr<float[]> g(new float[cols]), scale(new float[cols]);
+    std::unique_ptr<float[]> g(new float[cols]);
     const Vec b2(c.beta2), omb2(c.one_minus_beta2);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       float* cm = col_max.get() + chunk * cols;
@@ -298,12 +298,13 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
           bf16_to_float(grad + e0, cols, g.get());
           gf = g.get();
         }
-        fill_rank1_scales(t.v_scale, rows, cols, e0, cols, scale.get());
+        const float* col_old = t.v_scale + rows;  // the old rank-1 scale of (i, j): min(row i, column j)
+        const Vec row_old(t.v_scale[i]);
         Vec rm(0.0f);
         int64_t j = 0;
         for (; j + kN <= cols; j += kN) {
           const Vec code_value = even ? gather_nibbles(table, vc + (e0 + j) / 2) : gather_codes(table, codes.get() + j);
-          const Vec old = code_value * Vec::loadu(scale.get() + j);
+          const Vec old = code_value * min_not_nan(row_old, Vec::loadu(col_old + j));
           const Vec gj = Vec::loadu(gf + j);
           const Vec nv = finite_abs(b2 * old + (omb2 * gj) * gj);  // core::adamw_second_moment
           rm = max_not_nan(rm, nv);
@@ -311,7 +312,8 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
         }
         float r = reduce_max(rm);
         for (; j < cols; ++j) {
-          const float old = core::mul_rn(table[core::nibble(vc[(e0 + j) / 2], e0 + j)], scale[j]);
+          const float old = core::mul_rn(table[core::nibble(vc[(e0 + j) / 2], e0 + j)],
+                                         core::rank1_scale(t.v_scale[i], col_old[j]));
           const float nv = core::v_scale_part(core::adamw_second_moment(old, gf[j], c));
           r = std::max(r, nv);
           cm[j] = std::max(cm[j], nv);
