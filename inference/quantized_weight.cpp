@@ -208,6 +208,9 @@ QuantizedWeight quantized_weight_from_parts(const QuantizeConfig& config, std::v
 at::Tensor quantized_linear(const at::Tensor& input, const QuantizedWeight& w, const std::optional<at::Tensor>& bias) {
   const auto& p = w.parts;
   const auto& c = w.config;
+  // Checked here, not by p.at(i): that would leak "vector::_M_range_check" to the user.
+  TORCH_CHECK(p.size() == expected_parts(c.kind), "quantized_linear: format ", c.name(), " takes ",
+              expected_parts(c.kind), " parts, got ", p.size());
   switch (c.kind) {
     case QuantKind::Int4WeightOnly: return core::int4_weight_only_linear(input, p.at(0), p.at(1), c.group_size, bias);
     case QuantKind::Int8WeightOnly: return core::int8_weight_only_linear(input, p.at(0), p.at(1), bias);

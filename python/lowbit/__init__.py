@@ -25,7 +25,9 @@ cmake_prefix_path: str = _os.path.dirname(_os.path.abspath(__file__))
 
 def build_info() -> dict:
     """How this copy of lowbit was built: ``cuda`` (bool), ``cuda_archs`` (list of str),
-    ``torch_version`` and ``torch_cuda_version`` it was built against, and ``version``."""
+    ``torch_version`` and ``torch_cuda_version`` it was built against, ``version``, and
+    ``cpu_kernels``: the CPU kernels the ops run (``"avx512"``, ``"avx2"``, ``"default"`` or
+    ``"reference"``; the environment variable ``LOWBIT_CPU_KERNELS`` selects them)."""
     info = _C.build_info()
     return {
         "version": info["version"],
@@ -33,6 +35,7 @@ def build_info() -> dict:
         "cuda_archs": [a for a in info["cuda_archs"].split(";") if a],
         "torch_version": info["torch_version"],
         "torch_cuda_version": info["torch_cuda_version"] or None,
+        "cpu_kernels": info["cpu_kernels"],
     }
 
 
@@ -40,9 +43,7 @@ __all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "
 
 
 def __getattr__(name: str):
-    # lowbit.recipes (configs, Llama, training recipes) loads on first use, keeping `import lowbit` light.
-    if name == "recipes":
-        import importlib
-
-        return importlib.import_module(".recipes", __name__)
+    if name == "recipes":  # moved out of the library package; say where to
+        raise AttributeError("lowbit.recipes moved out of the library: the recipes are the package lowbit_recipes "
+                             "(import lowbit_recipes; python -m lowbit_recipes.pretrain_llama --help)")
     raise AttributeError(f"module 'lowbit' has no attribute {name!r}")

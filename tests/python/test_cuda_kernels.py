@@ -7,8 +7,9 @@ empty, long rows that take the block-per-row paths, tensors large enough for sev
 iterations), the three input dtypes, non-contiguous and misaligned views (the scalar, non-vector
 paths), and edge values: zeros, -0.0, +-max, exact rounding ties, subnormals, NaN and inf.
 
-Documented differences: on CUDA fpx_decode masks codes to the format width and pack_uintx masks
-codes to `bits` (the CPU reference raises instead; an error would need a host sync).
+Documented differences: on CUDA, fpx_decode and dequantize_affine decode a code outside the
+format (bits above fpX's width, an int4 code outside -8..7) to NaN, and pack_uintx masks codes to
+`bits`; the CPU reference raises instead (an error on CUDA would need a host sync).
 """
 
 import pytest
@@ -84,11 +85,22 @@ def edge_values(dtype) -> torch.Tensor:
     return torch.tensor(vals, dtype=torch.float64).to(dtype)
 
 
+def offset_view(t: torch.Tensor) -> torch.Tensor:
+    """t's values as a contiguous view that starts one element into a fresh allocation, so its data
+    is not 16-byte aligned: the kernels' scalar (non-vectorized) branches. Unlike .contiguous() of
+    a strided view, which is a fresh, aligned copy, this reaches them."""
+    buf = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)
+    buf[1:].view(torch.uint8).copy_(t.contiguous().reshape(-1).view(torch.uint8))  # bytes: any dtype
+    return buf[1:].view(t.shape)
+
+
 def views(x: torch.Tensor):
     """(name, view on the CPU, the same view on the GPU) for x itself and, where its shape allows,
     non-contiguous and misaligned views (taken on each device: .to() would make them contiguous)."""
     x_gpu = x.to(CUDA)
     cases = [("contiguous", lambda t: t)]
+    if x.numel() > 0:
+        cases.append(("offset (contiguous, misaligned)", offset_view))
     if x.dim() >= 2 and x.shape[-1] > 1:
         cases.append(("sliced (misaligned start)", lambda t: t[..., 1:]))
         cases.append(("transposed", lambda t: t.transpose(-1, -2)))
@@ -136,7 +148,7 @@ def test_cast_to_float8_edge_values(dtype, fp8, granularity, pow2):
     # Row 0: the edge values; row 1: all zeros (scale from the amax floor); row 2: exact ties
     # (per row with e4m3 and power_of_2_scale its amax 448 gives scale 1); row 3: tiny values
     # only (subnormal fp8 outputs); then the same with NaN, all NaN, and with +-inf mixed in
-    # (an inf amax makes the scale inf, and inf / inf a NaN that the clamp turns into -max).
+    # (amax skips them on both devices; +-inf saturates to +-max, NaN stays NaN).
     fill = torch.full((n - e[10:].numel() - 1,), 0.5, dtype=dtype)
     ties = torch.cat([e[10:], fill, torch.tensor([448.0], dtype=dtype)])
     tiny = (e[10:].abs() * 2.0**-8).to(dtype)
@@ -234,8 +246,9 @@ def test_fpx_decode(ebits, mbits, dtype):
     valid = codes & ((1 << width) - 1)
     ref = fpx_decode(valid, ebits, mbits, dtype)
     assert_same_bits(fpx_decode(valid.to(CUDA), ebits, mbits, dtype), ref, "decode")
-    # CUDA masks out-of-range codes to the format width (the CPU reference rejects them).
-    assert_same_bits(fpx_decode(codes.to(CUDA), ebits, mbits, dtype), ref, "decode of masked codes")
+    # Out-of-range codes decode to NaN on CUDA (the CPU reference rejects them).
+    expected = torch.where(codes == valid, ref, torch.full_like(ref, float("nan")))
+    assert_same_bits(fpx_decode(codes.to(CUDA), ebits, mbits, dtype), expected, "decode of out-of-range codes")
     for name, v, v_gpu in views(valid[:1280].reshape(40, 32)):
         assert_same_bits(fpx_decode(v_gpu, ebits, mbits, dtype), fpx_decode(v, ebits, mbits, dtype), name)
     if width < 8:
@@ -322,12 +335,28 @@ def test_affine_qdtypes(qdtype, mapping, domain, rng):
 
 @pytest.mark.parametrize("mapping,domain", SCHEMES)
 def test_affine_all_nan_block(mapping, domain):
-    # A block of NaNs has min +inf / max -inf on both devices (NaN skipped by fminf / fmaxf).
+    # A block holding NaN gets a NaN scale on both devices (the canonical NaN propagates through
+    # the max, whatever the reduction order), and a block of NaNs the zero block's zero point.
     x = torch.randn(4, 64)
     x[1] = float("nan")
     check_affine(x, (1, 64), "int8", mapping, domain, what="per-row")
     check_affine(x, (1, 16), "uint4", mapping, domain, what="per-group")
     check_affine(x, (2, 1), "int4", mapping, domain, what="indexer")
+
+
+@pytest.mark.parametrize("qdtype,storage", [("int4", torch.int8), ("uint3", torch.uint8)])
+def test_affine_out_of_range_codes_dequantize_to_nan_on_cuda(qdtype, storage):
+    codes = torch.arange(-128, 128, dtype=torch.int32).to(storage).reshape(16, 16)
+    scale, zp = torch.full((16, 1), 0.5), torch.zeros(16, 1, dtype=torch.int32)
+    with pytest.raises(RuntimeError, match="is outside qdtype"):
+        dequantize_affine(codes, (1, 16), scale, zp, qdtype)
+    out = dequantize_affine(codes.to(CUDA), (1, 16), scale.to(CUDA), zp.to(CUDA), qdtype).cpu()
+    bits = int(qdtype[-1])
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if qdtype.startswith("int") else (0, (1 << bits) - 1)
+    v = codes.to(torch.int32)
+    inside = (v >= lo) & (v <= hi)
+    assert torch.isnan(out[~inside]).all()
+    assert torch.equal(out[inside], v[inside].float() * 0.5)
 
 
 def test_affine_rounding_ties():
@@ -389,6 +418,42 @@ def test_pack_non_contiguous(rng):
         assert_same_bits(pack_uintx(v_gpu, 4), pack_uintx(v, 4), name)
     packed = pack_uintx(codes, 6)
     assert_same_bits(unpack_uintx(packed.to(CUDA)[1:], 6, 100), unpack_uintx(packed[1:], 6, 100), "offset packed")
+
+
+# ---- contiguous but misaligned inputs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_offset_inputs_take_the_scalar_paths(dtype, rng):
+    """Every kernel family on inputs that are contiguous but start one element past an aligned
+    address (flat[1:].view(...)), against the CPU on the same views: the vectorized branches need
+    16-byte alignment, so these run the scalar ones. Shapes with and without a multiple of the
+    16-byte vector length."""
+    for shape in [(33, 520), (8, 4096), (1037,)]:
+        x = random_input(shape, dtype, rng)
+        xo, xo_gpu = offset_view(x), offset_view(x.to(CUDA))
+        assert xo_gpu.is_contiguous() and xo_gpu.data_ptr() % 16 != 0
+        for g in (GRANULARITIES if len(shape) == 2 else ["tensor"]):
+            check_cast(xo, torch.float8_e4m3fn, g, False, f"cast {g} {shape}", xo_gpu)
+        assert_same_bits(fpx_encode(xo_gpu, 3, 2), fpx_encode(xo, 3, 2), f"fpx_encode {shape}")
+        if len(shape) == 2:
+            for bs in [(1, shape[1]), (1, 8), (shape[0], 1)]:
+                check_affine(xo, bs, "uint4", "asymmetric", "int", what=f"affine {bs} {shape}", x_gpu=xo_gpu)
+    codes = torch.randint(0, 64, (4099,), generator=rng, dtype=torch.uint8)
+    co, co_gpu = offset_view(codes), offset_view(codes.to(CUDA))
+    assert_same_bits(fpx_decode(co_gpu, 3, 2, dtype), fpx_decode(co, 3, 2, dtype), "fpx_decode")
+    for bits in (1, 4, 6, 8):
+        c = co & ((1 << bits) - 1)
+        c_gpu = offset_view((codes & ((1 << bits) - 1)).to(CUDA))
+        packed = pack_uintx(c_gpu, bits)
+        assert_same_bits(packed, pack_uintx(c, bits), f"pack {bits}")
+        assert_same_bits(unpack_uintx(offset_view(packed), bits, c.numel()), c, f"unpack {bits}")
+    q = quantize_affine(torch.randn(16, 96, generator=rng), (1, 32), torch.rand(16, 3, generator=rng) + 0.1,
+                        torch.randint(0, 16, (16, 3), generator=rng, dtype=torch.int32), "uint4")
+    scale, zp = torch.rand(16, 3, generator=rng) + 0.1, torch.randint(0, 16, (16, 3), generator=rng, dtype=torch.int32)
+    ref = dequantize_affine(offset_view(q), (1, 32), scale, zp, "uint4", output_dtype=dtype)
+    got = dequantize_affine(offset_view(q.to(CUDA)), (1, 32), scale.to(CUDA), zp.to(CUDA), "uint4", output_dtype=dtype)
+    assert_same_bits(got, ref, "dequantize codes")
 
 
 # ---- errors and shapes -----------------------------------------------------------------
