@@ -137,8 +137,9 @@ def main() -> None:
     report = Report(f"low-bit AdamW step ({args.dtype} parameters, {torch.get_num_threads()} threads, {timing})"
                     if device == "cpu" else f"low-bit AdamW step ({args.dtype} parameters)", device, copy_gbps)
     if device == "cpu":
-        print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; ATen CPU capability "
-              f"{torch.backends.cpu.get_cpu_capability()} (lowbit's kernel follows it)")
+        print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lowbit CPU kernels "
+              f"{lowbit.build_info()['cpu_kernels']} (ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+              f"LOWBIT_CPU_KERNELS selects)")
     summary = []
     for shape in shapes:
         numel = 1

@@ -1,8 +1,7 @@
 // CPU kernel of lowbit::adamw_lowbit_step_: parses the call, increments the step counts, and
-// steps each parameter with the vectorized kernel of the best instruction set the CPU has
-// (adamw_lowbit_vectorized.h, built per instruction set) — equal bit for bit to the scalar
-// reference (adamw_lowbit_reference.cpp), which tests run beside it.
-#include <ATen/Version.h>
+// steps each parameter with the vectorized kernel of the current kernel set (csrc/cpu/vec/
+// adamw_lowbit.cpp, built per instruction set, chosen by csrc/cpu/vec_dispatch.cpp) — equal bit
+// for bit to the scalar reference (adamw_lowbit_reference.cpp), which tests run beside it.
 #include <torch/library.h>
 
 #include <algorithm>
@@ -11,59 +10,18 @@
 #include <lowbit/cpu/adamw_lowbit.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
 #include <lowbit/cpu/map_lookup.h>
+#include <lowbit/cpu/vec/kernels.h>
 #include <lowbit/ops/adamw_lowbit_checks.h>
 
 namespace lowbit::cpu::adamw {
 namespace {
-
-// Whether this CPU runs a kernel's instructions (ATen's capability may be lowered by the user).
-bool cpu_runs(Kernel kernel) {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  if (kernel == Kernel::kAvx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (kernel == Kernel::kAvx512)
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return true;
-#else
-  return kernel != Kernel::kAvx2 && kernel != Kernel::kAvx512;
-#endif
-}
-
-// ATen's choice of instruction set (it honours ATEN_CPU_CAPABILITY), as a kernel.
-Kernel aten_kernel() {
-  static const Kernel k = [] {
-    const std::string cap = at::get_cpu_capability();
-    if (cap == "AVX512" && step_vectorized_avx512() != nullptr && cpu_runs(Kernel::kAvx512)) return Kernel::kAvx512;
-    if ((cap == "AVX512" || cap == "AVX2") && step_vectorized_avx2() != nullptr && cpu_runs(Kernel::kAvx2))
-      return Kernel::kAvx2;
-    return Kernel::kDefault;
-  }();
-  return k;
-}
-
-StepFn kernel_fn(Kernel kernel) {
-  switch (kernel) {
-    case Kernel::kAuto: return kernel_fn(aten_kernel());
-    case Kernel::kReference: return &step_reference;
-    case Kernel::kDefault: return step_vectorized_default();
-    case Kernel::kAvx2:
-    case Kernel::kAvx512: {
-      const StepFn fn = kernel == Kernel::kAvx2 ? step_vectorized_avx2() : step_vectorized_avx512();
-      TORCH_CHECK(fn != nullptr && cpu_runs(kernel), "adamw_lowbit: the ", kernel == Kernel::kAvx2 ? "AVX2" : "AVX512",
-                  " kernel is ", fn == nullptr ? "not built in this lowbit" : "not supported by this CPU",
-                  "; use Kernel::kAuto");
-      return fn;
-    }
-  }
-  TORCH_CHECK(false, "adamw_lowbit: bad kernel");
-}
 
 void adamw_lowbit_step_op(at::TensorList params, at::TensorList grads, at::TensorList exp_avg,
                           at::TensorList exp_avg_scale, at::TensorList exp_avg_sq, at::TensorList exp_avg_sq_scale,
                           at::TensorList steps, double lr, double beta1, double beta2, double eps, double weight_decay,
                           c10::string_view state_format, int64_t block_size, bool bf16_stochastic_round) {
   adamw_lowbit_step(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr, beta1, beta2, eps,
-                    weight_decay, state_format, block_size, bf16_stochastic_round, Kernel::kAuto);
+                    weight_decay, state_format, block_size, bf16_stochastic_round);
 }
 
 Search16 search_of(const MapThresholds16& th) {
@@ -104,22 +62,15 @@ const KernelTables& kernel_tables() {
   return tables;
 }
 
-std::string auto_kernel_name() {
-  switch (aten_kernel()) {
-    case Kernel::kAvx512: return "avx512";
-    case Kernel::kAvx2: return "avx2";
-    default: return "default";
-  }
-}
-
 void adamw_lowbit_step(at::TensorList params, at::TensorList grads, at::TensorList exp_avg,
                        at::TensorList exp_avg_scale, at::TensorList exp_avg_sq, at::TensorList exp_avg_sq_scale,
                        at::TensorList steps, double lr, double beta1, double beta2, double eps, double weight_decay,
-                       c10::string_view state_format, int64_t block_size, bool bf16_stochastic_round, Kernel kernel) {
+                       c10::string_view state_format, int64_t block_size, bool bf16_stochastic_round) {
   const ops::AdamWStepArgs args =
       ops::parse_adamw_lowbit_step_args(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps,
                                         lr, beta1, beta2, eps, weight_decay, state_format, block_size);
-  const StepFn step_fn = kernel_fn(kernel);
+  const vec::Kernels* kernels = vec::kernels();
+  const auto step_fn = kernels != nullptr ? kernels->adamw_lowbit_step : &step_reference;
   for (size_t i = 0; i < params.size(); ++i) {
     float* step = steps[i].data_ptr<float>();
     *step += 1.0f;

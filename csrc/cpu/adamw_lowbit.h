@@ -1,13 +1,13 @@
 // The CPU kernels of lowbit::adamw_lowbit_step_ (internal): one parameter of a call as raw
 // pointers, the scalar reference (the definition of the numerics, which the CUDA kernel
-// reproduces) and the vectorized kernels, compiled once per instruction set and proven equal to
-// the reference bit for bit (tests/cpp/test_optim_kernels.cpp).
+// reproduces) and the call that runs it or the vectorized kernel of the current kernel set
+// (csrc/cpu/vec/adamw_lowbit.cpp, compiled once per instruction set), proven equal to the
+// reference bit for bit (tests/cpp/test_optim_kernels.cpp).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <string>
 
 #include <lowbit/core/adamw_math.h>
 #include <lowbit/core/optimizer_state_formats.h>
@@ -29,36 +29,17 @@ struct ParamSlot {
   core::AdamWCoefs coefs;
 };
 
-// Steps one parameter in place (parallel over its blocks inside).
-using StepFn = void (*)(const ParamSlot& slot, int64_t block_size, bool stochastic_round);
-
 // The scalar reference: per element exactly the functions of core/adamw_math.h and
-// core/optimizer_state_formats.h, in plain loops.
+// core/optimizer_state_formats.h, in plain loops. The vectorized kernel of each instruction
+// set is Kernels::adamw_lowbit_step (csrc/cpu/vec/adamw_lowbit.cpp; csrc/cpu/vec_dispatch.cpp).
 void step_reference(const ParamSlot& slot, int64_t block_size, bool stochastic_round);
 
-// The vectorized kernel of each instruction set, or nullptr where this build lacks it.
-StepFn step_vectorized_default();
-StepFn step_vectorized_avx2();
-StepFn step_vectorized_avx512();
-
-// Which kernel a call runs.
-enum class Kernel {
-  kAuto,        // the vectorized kernel of the best instruction set the CPU has (ATen's choice,
-                // so ATEN_CPU_CAPABILITY=default|avx2|avx512 selects it as for ATen's own kernels)
-  kReference,   // step_reference
-  kDefault,     // the vectorized kernel built for baseline x86-64 / the build's default target
-  kAvx2,
-  kAvx512,
-};
-
-// The kernel kAuto runs on this machine, by name ("avx512", "avx2", "default").
-std::string auto_kernel_name();
-
-// lowbit::adamw_lowbit_step_ on CPU tensors with a chosen kernel (the op runs kAuto); errors if
-// the kernel is not built or the CPU lacks its instruction set.
+// lowbit::adamw_lowbit_step_ on CPU tensors: the kernels of the current set
+// (cpu::vec::kernel_set(): LOWBIT_CPU_KERNELS, else ATen's capability; tests switch it with
+// cpu::vec::set_kernel_set), the scalar reference for KernelSet::Reference.
 void adamw_lowbit_step(at::TensorList params, at::TensorList grads, at::TensorList exp_avg,
                        at::TensorList exp_avg_scale, at::TensorList exp_avg_sq, at::TensorList exp_avg_sq_scale,
                        at::TensorList steps, double lr, double beta1, double beta2, double eps, double weight_decay,
-                       c10::string_view state_format, int64_t block_size, bool bf16_stochastic_round, Kernel kernel);
+                       c10::string_view state_format, int64_t block_size, bool bf16_stochastic_round);
 
 }  // namespace lowbit::cpu::adamw

@@ -8,9 +8,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <vector>
 
@@ -19,10 +21,11 @@
 #include <lowbit/cpu/adamw_lowbit.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
 #include <lowbit/cpu/map_lookup.h>
+#include <lowbit/cpu/vec/kernels.h>
 
 namespace {
 
-using lowbit::cpu::adamw::Kernel;
+using lowbit::cpu::vec::KernelSet;
 namespace core = lowbit::core;
 
 float float_of(uint32_t b) {
@@ -114,30 +117,31 @@ TEST(OptimKernels, LookupsOnEveryFloatInUnitInterval) {
 
 // ---- the kernels against the reference --------------------------------------------------------
 
-std::vector<Kernel> vectorized_kernels() {
-  std::vector<Kernel> k = {Kernel::kDefault};
-  for (Kernel candidate : {Kernel::kAvx2, Kernel::kAvx512}) {
-    try {  // run it once on a tiny problem: errors when not built or not supported
-      at::Tensor p = at::zeros({8});
-      auto s = core::adamw_lowbit_init_state(p, "8bit", 64);
-      lowbit::cpu::adamw::adamw_lowbit_step({p}, {p.clone()}, {s.exp_avg}, {s.exp_avg_scale}, {s.exp_avg_sq},
-                                            {s.exp_avg_sq_scale}, {s.step}, 1e-3, 0.9, 0.999, 1e-8, 0.0, "8bit", 64,
-                                            false, candidate);
-      k.push_back(candidate);
-    } catch (const c10::Error&) {
-      std::cout << "kernel " << static_cast<int>(candidate) << " not available here\n";
-    }
-  }
+// The vectorized kernel sets this build and CPU run (csrc/cpu/vec_dispatch.cpp).
+std::vector<KernelSet> vectorized_kernels() {
+  std::vector<KernelSet> k;
+  for (KernelSet s : lowbit::cpu::vec::available_kernel_sets())
+    if (s != KernelSet::Reference) k.push_back(s);
+  for (KernelSet s : {KernelSet::Default, KernelSet::Avx2, KernelSet::Avx512})
+    if (std::find(k.begin(), k.end(), s) == k.end())
+      std::cout << "kernel set " << lowbit::cpu::vec::kernel_set_name(s) << " not available here\n";
   return k;
 }
 
-const char* kernel_name(Kernel k) {
-  switch (k) {
-    case Kernel::kDefault: return "default";
-    case Kernel::kAvx2: return "avx2";
-    case Kernel::kAvx512: return "avx512";
-    default: return "reference";
-  }
+const char* kernel_name(KernelSet k) { return lowbit::cpu::vec::kernel_set_name(k); }
+
+// cpu::adamw::adamw_lowbit_step with the kernel set `set`, the previous set restored afterwards.
+void step_with(at::TensorList params, at::TensorList grads, at::TensorList exp_avg, at::TensorList exp_avg_scale,
+               at::TensorList exp_avg_sq, at::TensorList exp_avg_sq_scale, at::TensorList steps, double lr,
+               double beta1, double beta2, double eps, double weight_decay, const std::string& format,
+               int64_t block_size, bool stochastic, KernelSet set) {
+  struct Restore {
+    KernelSet s;
+    ~Restore() { lowbit::cpu::vec::set_kernel_set(s); }
+  } restore{lowbit::cpu::vec::kernel_set()};
+  lowbit::cpu::vec::set_kernel_set(set);
+  lowbit::cpu::adamw::adamw_lowbit_step(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr,
+                                        beta1, beta2, eps, weight_decay, format, block_size, stochastic);
 }
 
 // Equal bytes, except that NaN equals NaN whatever its payload (fp32 values only; fp8 NaN codes
@@ -188,7 +192,7 @@ at::Tensor make_grad(const Case& c, int step) {
   return g.to(c.dtype);
 }
 
-void run_case(const Case& c, Kernel kernel, int threads) {
+void run_case(const Case& c, KernelSet kernel, int threads) {
   SCOPED_TRACE(c.format + " block " + std::to_string(c.block_size) + " " + std::string(c10::toString(c.dtype)) +
                (c.stochastic ? " stochastic" : "") + " kernel " + kernel_name(kernel) + " threads " +
                std::to_string(threads));
@@ -203,9 +207,9 @@ void run_case(const Case& c, Kernel kernel, int threads) {
     const at::Tensor g = make_grad(c, step);
     for (int k = 0; k < 2; ++k) {
       auto& s = states[k];
-      lowbit::cpu::adamw::adamw_lowbit_step({params[k]}, {g}, {s.exp_avg}, {s.exp_avg_scale}, {s.exp_avg_sq},
+      step_with({params[k]}, {g}, {s.exp_avg}, {s.exp_avg_scale}, {s.exp_avg_sq},
                                             {s.exp_avg_sq_scale}, {s.step}, 1e-2, 0.9, 0.99, 1e-8, 0.1, c.format,
-                                            c.block_size, c.stochastic, k == 0 ? Kernel::kReference : kernel);
+                                            c.block_size, c.stochastic, k == 0 ? KernelSet::Reference : kernel);
     }
     ASSERT_TRUE(same_values(params[0], params[1])) << "param, step " << step;
     ASSERT_TRUE(same_values(states[0].exp_avg, states[1].exp_avg)) << "exp_avg, step " << step;
@@ -231,24 +235,24 @@ TEST(OptimKernels, VectorizedEqualsReference) {
       {"4bit", {10001}, 128, at::kBFloat16, false},   // a vector, odd length
       {"4bit", {4096, 3}, 128, at::kFloat, false},    // rows shorter than a vector
   };
-  for (Kernel kernel : vectorized_kernels()) {
+  for (KernelSet kernel : vectorized_kernels()) {
     for (const Case& c : cases) {
       for (int threads : {1, 2}) run_case(c, kernel, threads);
       if (HasFatalFailure()) return;
     }
   }
   // fp32 states (the step op's own layout below min_quantized_size) through the vectorized path
-  for (Kernel kernel : vectorized_kernels()) {
+  for (KernelSet kernel : vectorized_kernels()) {
     at::manual_seed(1);
     at::Tensor p = at::randn({999}), q = p.clone();
     auto s1 = core::adamw_lowbit_init_state(p, "8bit", 256), s2 = core::adamw_lowbit_init_state(p, "8bit", 256);
     ASSERT_EQ(s1.exp_avg.scalar_type(), at::kFloat);
     for (int step = 0; step < 3; ++step) {
       const at::Tensor g = make_grad({"8bit", {999}, 256, at::kFloat, false}, step);
-      lowbit::cpu::adamw::adamw_lowbit_step({p}, {g}, {s1.exp_avg}, {s1.exp_avg_scale}, {s1.exp_avg_sq},
+      step_with({p}, {g}, {s1.exp_avg}, {s1.exp_avg_scale}, {s1.exp_avg_sq},
                                             {s1.exp_avg_sq_scale}, {s1.step}, 1e-2, 0.9, 0.99, 1e-8, 0.1, "8bit", 256,
-                                            false, Kernel::kReference);
-      lowbit::cpu::adamw::adamw_lowbit_step({q}, {g}, {s2.exp_avg}, {s2.exp_avg_scale}, {s2.exp_avg_sq},
+                                            false, KernelSet::Reference);
+      step_with({q}, {g}, {s2.exp_avg}, {s2.exp_avg_scale}, {s2.exp_avg_sq},
                                             {s2.exp_avg_sq_scale}, {s2.step}, 1e-2, 0.9, 0.99, 1e-8, 0.1, "8bit", 256,
                                             false, kernel);
       ASSERT_TRUE(same_values(p, q)) << kernel_name(kernel);
@@ -263,7 +267,7 @@ TEST(OptimKernels, VectorizedEqualsReference) {
 // the new parameter.
 TEST(OptimKernels, EveryCodeDecodes) {
   for (const std::string format : {"8bit", "fp8", "4bit"}) {
-    for (Kernel kernel : vectorized_kernels()) {
+    for (KernelSet kernel : vectorized_kernels()) {
       at::manual_seed(3);
       const at::Tensor p0 = at::randn({64, 256});
       std::vector<at::Tensor> ps = {p0.clone(), p0.clone()};
@@ -281,9 +285,9 @@ TEST(OptimKernels, EveryCodeDecodes) {
       }
       const at::Tensor g = at::randn({64, 256});
       for (int k = 0; k < 2; ++k)
-        lowbit::cpu::adamw::adamw_lowbit_step({ps[k]}, {g}, {ss[k].exp_avg}, {ss[k].exp_avg_scale}, {ss[k].exp_avg_sq},
+        step_with({ps[k]}, {g}, {ss[k].exp_avg}, {ss[k].exp_avg_scale}, {ss[k].exp_avg_sq},
                                               {ss[k].exp_avg_sq_scale}, {ss[k].step}, 1e-2, 0.9, 0.99, 1e-8, 0.1,
-                                              format, 128, false, k == 0 ? Kernel::kReference : kernel);
+                                              format, 128, false, k == 0 ? KernelSet::Reference : kernel);
       EXPECT_TRUE(same_values(ps[0], ps[1])) << format << " " << kernel_name(kernel);
       EXPECT_TRUE(same_values(ss[0].exp_avg, ss[1].exp_avg)) << format << " " << kernel_name(kernel);
       EXPECT_TRUE(same_values(ss[0].exp_avg_sq, ss[1].exp_avg_sq)) << format << " " << kernel_name(kernel);
@@ -321,11 +325,11 @@ TEST(OptimKernels, EncodersAtEveryBoundary) {
       const int64_t b = static_cast<int64_t>(i) / (block - 1), k = static_cast<int64_t>(i) % (block - 1);
       gp[b * block + 1 + k] = std::fmax(std::fmin(values[i], top), -top);
     }
-    for (Kernel kernel : vectorized_kernels()) {
+    for (KernelSet kernel : vectorized_kernels()) {
       at::Tensor p1 = at::zeros_like(g), p2 = at::zeros_like(g);
       auto s1 = core::adamw_lowbit_init_state(p1, format, block, 0), s2 = core::adamw_lowbit_init_state(p2, format, block, 0);
-      for (auto [p, s, k] : {std::tuple{p1, s1, Kernel::kReference}, std::tuple{p2, s2, kernel}})
-        lowbit::cpu::adamw::adamw_lowbit_step({p}, {g}, {s.exp_avg}, {s.exp_avg_scale}, {s.exp_avg_sq},
+      for (auto [p, s, k] : {std::tuple{p1, s1, KernelSet::Reference}, std::tuple{p2, s2, kernel}})
+        step_with({p}, {g}, {s.exp_avg}, {s.exp_avg_scale}, {s.exp_avg_sq},
                                               {s.exp_avg_sq_scale}, {s.step}, 1e-3, 0.0, 0.0, 1e-8, 0.0, format, block,
                                               false, k);
       EXPECT_TRUE(same_values(s1.exp_avg_scale, at::full_like(s1.exp_avg_scale, format == "fp8" ? 1.0f : 1.0f)))

@@ -18,6 +18,10 @@
 
 #include <lowbit/core/affine_quant.h>
 
+namespace lowbit::cpu::adamw {
+struct ParamSlot;  // csrc/cpu/adamw_lowbit.h
+}  // namespace lowbit::cpu::adamw
+
 namespace lowbit::cpu::vec {
 
 enum class Float8Granularity : int { Tensor = 0, Row = 1, Column = 2 };
@@ -75,6 +79,9 @@ struct Kernels {
   void (*scaled_mm_epilogue)(const float* acc, int64_t m, int64_t n, const float* scale_a, int64_t scale_a_stride,
                              const float* scale_b, int64_t scale_b_stride, const float* bias, void* out,
                              at::ScalarType out_dtype);
+  // lowbit::adamw_lowbit_step_ on one parameter, in place (parallel over its blocks inside);
+  // equal bit for bit to adamw::step_reference.
+  void (*adamw_lowbit_step)(const adamw::ParamSlot& slot, int64_t block_size, bool stochastic_round);
 };
 
 // Which kernels the CPU ops run.

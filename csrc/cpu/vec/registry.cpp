@@ -22,6 +22,7 @@ void float8_to_float(const uint8_t* bits, int64_t n, bool e5m2, float* out);
 void scaled_mm_epilogue(const float* acc, int64_t m, int64_t n, const float* scale_a, int64_t scale_a_stride,
                         const float* scale_b, int64_t scale_b_stride, const float* bias, void* out,
                         at::ScalarType out_dtype);
+void adamw_lowbit_step(const adamw::ParamSlot& slot, int64_t block_size, bool stochastic_round);
 
 #define LOWBIT_STR2(x) #x
 #define LOWBIT_STR(x) LOWBIT_STR2(x)
@@ -39,6 +40,7 @@ void fill_kernels(Kernels* k) {
   k->unpack_uintx = &unpack_uintx;
   k->float8_to_float = &float8_to_float;
   k->scaled_mm_epilogue = &scaled_mm_epilogue;
+  k->adamw_lowbit_step = &adamw_lowbit_step;
 }
 
 }  // namespace lowbit::cpu::vec::CPU_CAPABILITY

@@ -1,5 +1,5 @@
-// The lane-level steps of the vectorized AdamW kernel (adamw_lowbit_vectorized.h), kN lanes at a
-// time, for the instruction set the including file is built for: gathers from the code tables,
+// The lane-level steps of the vectorized AdamW kernel (csrc/cpu/vec/adamw_lowbit.cpp), kN lanes at
+// a time, for the instruction set this build of it is compiled for (CPU_CAPABILITY): gathers from the code tables,
 // nibble unpacking and packing, the map searches (map_lookup.h), c10's float <-> e4m3 rounding in
 // integer lanes, narrowing to bytes. Intrinsics where at::vec has no operation for the step; the
 // DEFAULT build does each lane with the scalar function. Every function here equals, lane by lane,
@@ -21,8 +21,11 @@
 #include <lowbit/core/optimizer_state_formats.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
 
-namespace lowbit::cpu::adamw {
+namespace lowbit::cpu::vec::CPU_CAPABILITY {
 namespace {
+
+using adamw::LookupView;
+using adamw::Search16;
 
 using Vec = at::vec::Vectorized<float>;
 constexpr int kN = Vec::size();
@@ -309,4 +312,4 @@ inline Vec normalize(Vec x, Vec scale) { return (x / scale) & (x == x); }
 inline Vec normalize_any(Vec x, Vec scale) { return (x / scale) & ((x == x) & (scale > Vec(0.0f))); }
 
 }  // namespace
-}  // namespace lowbit::cpu::adamw
+}  // namespace lowbit::cpu::vec::CPU_CAPABILITY

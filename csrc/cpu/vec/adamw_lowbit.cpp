@@ -1,8 +1,9 @@
-// The vectorized CPU kernel of lowbit::adamw_lowbit_step_, included once per instruction set by
-// adamw_lowbit_vectorized{,_avx2,_avx512}.cpp (each built with its flags, CPU_CAPABILITY set so
-// at::vec's inline namespace differs, and -ffp-contract=off). Equal bit for bit to the scalar
-// reference (adamw_lowbit_reference.cpp): the same operations on the same floats, in the same
-// order, with no fused multiply-add; tests/cpp/test_optim_kernels.cpp runs both.
+// The vectorized CPU kernel of lowbit::adamw_lowbit_step_, compiled once per instruction set
+// (cmake/LowbitCpuKernels.cmake: CPU_CAPABILITY set so at::vec's inline namespace differs, and
+// -ffp-contract=off) and handed out by csrc/cpu/vec_dispatch.cpp as Kernels::adamw_lowbit_step.
+// Equal bit for bit to the scalar reference (csrc/cpu/adamw_lowbit_reference.cpp): the same
+// operations on the same floats, in the same order, with no fused multiply-add;
+// tests/cpp/test_optim_kernels.cpp runs every kernel set against it.
 //
 // Per quantization block, in parallel over blocks, like the reference:
 //   decode   codes -> floats: one gather from the code table per vector (8-bit, fp8), a permute
@@ -14,8 +15,6 @@
 //            rounding in integer lanes (fp8).
 // The lane-level steps (gathers, nibble packing, narrowing) are in adamw_lowbit_lanes.h. Tails
 // shorter than a vector run the reference's scalar functions.
-#pragma once
-
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <c10/util/BFloat16.h>
@@ -27,11 +26,14 @@
 
 #include <lowbit/core/bf16_rounding.h>
 #include <lowbit/cpu/adamw_lowbit.h>
-#include <lowbit/cpu/adamw_lowbit_lanes.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
+#include <lowbit/cpu/vec/adamw_lowbit_lanes.h>
 
-namespace lowbit::cpu::adamw {
+namespace lowbit::cpu::vec::CPU_CAPABILITY {
 namespace {
+
+using adamw::KernelTables;
+using adamw::ParamSlot;
 
 constexpr int64_t kMaxBlock = 4096;
 
@@ -329,7 +331,7 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
 
 template <core::StateLayout L, typename P>
 void step_layout(const ParamSlot& t, int64_t block_size, bool sr) {
-  const KernelTables& tb = kernel_tables();
+  const KernelTables& tb = adamw::kernel_tables();
   std::unique_ptr<float[]> new_stats;
   if constexpr (L == core::StateLayout::k4bitRank1) new_stats = rank1_statistics<P>(t, tb);
   const int64_t blocks = core::num_blocks(t.numel, block_size);
@@ -353,7 +355,10 @@ void step_typed(const ParamSlot& t, int64_t block_size, bool sr) {
   }
 }
 
-void step_vectorized(const ParamSlot& t, int64_t block_size, bool stochastic_round) {
+}  // namespace
+
+// Kernels::adamw_lowbit_step (registry.cpp): one parameter, in place.
+void adamw_lowbit_step(const ParamSlot& t, int64_t block_size, bool stochastic_round) {
   if (t.numel == 0) return;
   if (t.is_bf16) {
     step_typed<c10::BFloat16>(t, block_size, stochastic_round);
@@ -362,5 +367,4 @@ void step_vectorized(const ParamSlot& t, int64_t block_size, bool stochastic_rou
   }
 }
 
-}  // namespace
-}  // namespace lowbit::cpu::adamw
+}  // namespace lowbit::cpu::vec::CPU_CAPABILITY
