@@ -61,8 +61,12 @@ def main(argv):
     bad = [(s, obj) for s, (rank, obj) in first.items() if rank > 0 and used[s] < rank]
     n_isa = sum(1 for rank, _ in first.values() if rank > 0)
     if bad:
-        names = subprocess.run(["c++filt"], input="\n".join(s for s, _ in bad), capture_output=True,
-                               text=True).stdout.splitlines() or [s for s, _ in bad]
+        names = [s for s, _ in bad]
+        try:  # demangled where binutils' c++filt is at hand
+            names = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True,
+                                   check=True).stdout.splitlines() or names
+        except (OSError, subprocess.CalledProcessError):
+            pass
         print("weak functions whose kept copy is AVX2/AVX512 code but which lower-ISA code calls:")
         for name, (_, obj) in zip(names, bad):
             print(f"  {name}\n    first defined by {obj}")
