@@ -24,7 +24,8 @@
 #include <lowbit/core/float8_cast.h>
 #include <lowbit/core/float8_format.h>
 #include <lowbit/core/fpx.h>
-#include <lowbit/core/quantized_linear.h>
+#include <lowbit/quant/config.h>
+#include <lowbit/quant/quantized_weight.h>
 
 namespace {
 
@@ -128,12 +129,11 @@ TEST(NonFinite, FakeQuantizeNaNInNaNOut) {
 
 TEST(NonFinite, Int8DynamicLinearNaNRowIsNaN) {
   const at::Tensor w = at::randn({16, 32});
-  const auto [ws, wzp] = lowbit::core::choose_qparams_affine(w, {1, 32}, "int8", "symmetric");
-  const at::Tensor wq = lowbit::core::quantize_affine(w, {1, 32}, ws, wzp, "int8");
+  const auto qw = lowbit::quant::quantize_weight(w, lowbit::quant::parse_quantize_config("int8dq"));
   at::Tensor x = at::randn({3, 32});
   x[1][4].fill_(kNaN);
   x[2][5].fill_(-kInf);
-  const at::Tensor y = lowbit::core::int8_dynamic_activation_int8_linear(x, wq, ws.reshape({16}));
+  const at::Tensor y = lowbit::quant::quantized_linear(x, qw, std::nullopt);
   EXPECT_TRUE(at::isnan(y[1]).all().item<bool>());  // before: finite garbage
   EXPECT_TRUE(at::isfinite(y[0]).all().item<bool>());
   EXPECT_TRUE(at::isfinite(y[2]).all().item<bool>());
