@@ -11,7 +11,8 @@
 #
 # The DEFAULT objects are linked before the AVX2 and AVX512 ones, so an inline function of the
 # c10 / ATen headers that all three builds emit keeps the copy compiled for the baseline CPU
-# (the linker keeps the first definition it meets).
+# (the linker keeps the first definition it meets); ctest cpu_vec_objects_share_no_isa_code
+# (cmake/check_vec_objects.py) fails if an AVX2 / AVX512 copy could still reach baseline code.
 include_guard(GLOBAL)
 
 function(lowbit_add_cpu_vec_kernels target)

@@ -8,6 +8,7 @@
 #include <torch/serialize/archive.h>
 
 #include <lowbit/core/adamw_lowbit.h>
+#include <lowbit/ops/adamw_lowbit_checks.h>
 
 namespace lowbit::optim {
 
@@ -64,17 +65,12 @@ void AdamWLowBitParamState::serialize(torch::serialize::InputArchive& archive) {
 
 namespace {
 
+// The step op's own checks (ops/adamw_lowbit_checks.h), at construction: one rule for both.
 void check_options(const AdamWLowBitOptions& o) {
-  TORCH_CHECK(o.lr() >= 0, "Invalid learning rate: ", o.lr());
-  TORCH_CHECK(o.eps() >= 0, "Invalid epsilon value: ", o.eps());
-  const auto [beta1, beta2] = o.betas();
-  TORCH_CHECK(0 <= beta1 && beta1 < 1.0, "Invalid beta parameter at index 0: ", beta1);
-  TORCH_CHECK(0 <= beta2 && beta2 < 1.0, "Invalid beta parameter at index 1: ", beta2);
-  TORCH_CHECK(o.weight_decay() >= 0, "Invalid weight_decay value: ", o.weight_decay());
-  const int64_t b = o.block_size();
-  TORCH_CHECK(b >= 64 && b <= 4096 && (b & (b - 1)) == 0, "Invalid block_size: ", b,
-              " (must be a power of 2 in [64, 4096])");
-  TORCH_CHECK(o.min_quantized_size() >= 0, "Invalid min_quantized_size: ", o.min_quantized_size());
+  ops::check_adamw_hyperparameters(o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay());
+  ops::check_block_size(o.block_size());
+  TORCH_CHECK(o.min_quantized_size() >= 0, "adamw_lowbit: min_quantized_size must be >= 0, got ",
+              o.min_quantized_size());
 }
 
 // The options of a group; a group given options of another optimizer type is an error.

@@ -24,6 +24,21 @@
 //           bytes / param: 2 + 8 / block_size.
 // Parameters with fewer than min_quantized_size elements (default 4096) keep plain fp32 m and v
 // of the parameter's shape (and empty scale tensors), exactly as torch.optim.AdamW does.
+//
+// Non-finite moments stay confined to their element, as in torch.optim.AdamW. An inf or NaN
+// gradient element, or a finite one whose square overflows, makes that element's new v inf or
+// NaN (and its m inf, NaN or huge). Such an element is left out of both block scales (absmax,
+// rank-1 row / column maxima are taken over the elements whose new v is finite), so the rest of
+// its block is stored exactly as if it were absent. The element itself is stored saturated:
+//   +-inf or huge  the map's or e4m3's extreme code (decodes to +-scale, the block's largest
+//                  finite magnitude; to 0 when the block has no finite nonzero value);
+//   NaN            map formats (no NaN code): the code nearest 0; fp8: the e4m3 NaN code 0x7F.
+// Its parameter follows torch in the step the gradient arrives: NaN for an inf or NaN gradient
+// (m / sqrt(v) = inf / inf), unchanged but for weight decay for an overflowing one (m / inf = 0);
+// a NaN parameter stays NaN. The one difference comes later: torch keeps v = inf for good and so
+// freezes an overflowed element (update 0 every step), while a quantized v holds the block's
+// largest finite value and the element keeps taking ordinary steps. fp32 states (parameters
+// below min_quantized_size) are torch's exactly.
 #pragma once
 
 #include <c10/util/Float8_e4m3fn.h>
@@ -76,6 +91,17 @@ inline int64_t num_blocks(int64_t numel, int64_t block_size) { return (numel + b
 
 // ---- scales ---------------------------------------------------------------------------------
 
+// Whether x is finite (false for inf and NaN), without <cmath>'s isfinite on the device.
+LOWBIT_HD bool finite_value(float x) { return fabsf(x) <= 3.40282346638528859812e+38f; }  // FLT_MAX
+
+// |x| for finite x, 0 for inf and NaN.
+LOWBIT_HD float finite_abs(float x) { return finite_value(x) ? fabsf(x) : 0.0f; }
+
+// What an element adds to its block's m and v scales (the max over the block): its |m| and |v|
+// when its new v is finite, else nothing (see the file comment).
+LOWBIT_HD float m_scale_part(float m, float v) { return finite_value(v) ? finite_abs(m) : 0.0f; }
+LOWBIT_HD float v_scale_part(float v) { return finite_abs(v); }
+
 // Block scale of the map formats: the block's absmax (values normalize into [-1, 1]).
 LOWBIT_HD float map_scale_from_absmax(float absmax) { return absmax; }
 
@@ -87,8 +113,8 @@ LOWBIT_HD float rank1_scale(float row_max, float col_max) { return fminf(row_max
 
 // ---- per-element encode / decode -------------------------------------------------------------
 
-// x / scale, with 0 for a zero scale (an all-zero block or a fresh state).
-LOWBIT_HD float normalize_by_scale(float x, float scale) { return scale > 0.0f ? x / scale : 0.0f; }
+// x / scale, with 0 for a zero scale (an all-zero block or a fresh state) and for NaN x.
+LOWBIT_HD float normalize_by_scale(float x, float scale) { return scale > 0.0f && x == x ? x / scale : 0.0f; }
 
 LOWBIT_HD uint8_t encode_with_map(const float* map, int map_size, float x, float scale) {
   return static_cast<uint8_t>(nearest_map_index(map, map_size, normalize_by_scale(x, scale)));
@@ -96,8 +122,12 @@ LOWBIT_HD uint8_t encode_with_map(const float* map, int map_size, float x, float
 
 LOWBIT_HD float decode_with_map(const float* map, uint8_t code, float scale) { return mul_rn(map[code], scale); }
 
+// e4m3(x / scale) rounded to nearest even, saturating (+-inf to +-448); NaN to the NaN code 0x7F
+// whatever its sign bit (so CPU and CUDA store the same byte); 0 for a zero scale.
 LOWBIT_HD c10::Float8_e4m3fn encode_fp8_state(float x, float scale) {
-  return scale > 0.0f ? cast_scaled_to_float8<c10::Float8_e4m3fn>(x, scale, kE4M3Max) : c10::Float8_e4m3fn(0.0f);
+  if (x != x) return c10::Float8_e4m3fn(static_cast<uint8_t>(0x7F), c10::Float8_e4m3fn::from_bits());
+  if (!(scale > 0.0f)) return c10::Float8_e4m3fn(0.0f);
+  return c10::Float8_e4m3fn(fminf(fmaxf(x / scale, -kE4M3Max), kE4M3Max));
 }
 
 LOWBIT_HD float decode_fp8_state(c10::Float8_e4m3fn code, float scale) {

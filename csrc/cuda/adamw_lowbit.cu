@@ -155,8 +155,8 @@ __device__ void update_block(const Slot& s, int64_t block, const Args& a, const 
       }
       m[2 * k + h] = mk;
       v[2 * k + h] = vk;
-      m_absmax = fmaxf(m_absmax, fabsf(mk));
-      v_max = fmaxf(v_max, vk);
+      m_absmax = fmaxf(m_absmax, core::m_scale_part(mk, vk));  // elements with a finite new v only
+      v_max = fmaxf(v_max, core::v_scale_part(vk));
     }
   }
   if constexpr (L == StateLayout::kFloat32) return;
@@ -256,7 +256,7 @@ __device__ void rank1_stats_tile(const Slot& s, int64_t tile, const Args& a, con
     if (j < s.cols) {
       const int64_t e = i * s.cols + j;
       const float old = core::decode_with_map(map_v, core::nibble(vc[e / 2], e), rank1_scale_at(s.v_scale, s.rows, s.cols, e));
-      nv = core::adamw_second_moment(old, static_cast<float>(grad[e]), c);
+      nv = core::v_scale_part(core::adamw_second_moment(old, static_cast<float>(grad[e]), c));
     }
     col_max = fmaxf(col_max, nv);
     const float wmax = warp_reduce(nv, MaxOp());
@@ -290,10 +290,11 @@ void adamw_lowbit_step_cuda(at::TensorList params, at::TensorList grads, at::Ten
                             at::TensorList steps, double lr, double beta1, double beta2, double eps,
                             double weight_decay, c10::string_view state_format, int64_t block_size,
                             bool bf16_stochastic_round) {
-  std::vector<StateLayout> layouts;
-  const core::StateFormat format =
-      ops::check_adamw_lowbit_step_args(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr,
-                                        beta1, beta2, eps, weight_decay, state_format, block_size, &layouts);
+  const ops::AdamWStepArgs args =
+      ops::parse_adamw_lowbit_step_args(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr,
+                                        beta1, beta2, eps, weight_decay, state_format, block_size);
+  const core::StateFormat format = args.format;
+  const std::vector<StateLayout>& layouts = args.layouts;
   if (params.empty()) return;
   const c10::cuda::CUDAGuard guard(params[0].device());
   at::_foreach_add_(steps, 1);
@@ -350,7 +351,7 @@ void adamw_lowbit_step_cuda(at::TensorList params, at::TensorList grads, at::Ten
   a.num_slots = static_cast<int>(slots.size());
   a.block_size = block_size;
   a.stochastic_round = bf16_stochastic_round;
-  a.hyper = core::make_adamw_hyper(lr, beta1, beta2, eps, weight_decay);
+  a.hyper = args.hyper;
   if (format == core::StateFormat::k8bit) {
     a.map_m = core::dynamic_tree_map(8, true);
     a.map_v = core::dynamic_tree_map(8, false);

@@ -46,7 +46,7 @@ void adamw_lowbit_step_meta(at::TensorList params, at::TensorList grads, at::Ten
                             at::TensorList steps, double lr, double beta1, double beta2, double eps,
                             double weight_decay, c10::string_view state_format, int64_t block_size,
                             bool bf16_stochastic_round) {
-  check_adamw_lowbit_step_args(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr, beta1,
+  parse_adamw_lowbit_step_args(params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale, steps, lr, beta1,
                                beta2, eps, weight_decay, state_format, block_size);
 }
 

@@ -6,6 +6,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/string_view.h>
 
+#include <vector>
+
+#include <lowbit/core/adamw_math.h>
 #include <lowbit/core/optimizer_state_formats.h>
 
 namespace lowbit::ops {
@@ -129,15 +132,20 @@ inline core::StateLayout check_param_state(size_t i, const at::Tensor& param, co
   return layout;
 }
 
-// Checks a whole call; returns the parsed format. `layouts` (optional) receives each
-// parameter's layout.
-inline core::StateFormat check_adamw_lowbit_step_args(at::TensorList params, at::TensorList grads,
-                                                      at::TensorList exp_avg, at::TensorList exp_avg_scale,
-                                                      at::TensorList exp_avg_sq, at::TensorList exp_avg_sq_scale,
-                                                      at::TensorList steps, double lr, double beta1, double beta2,
-                                                      double eps, double weight_decay, c10::string_view state_format,
-                                                      int64_t block_size,
-                                                      std::vector<core::StateLayout>* layouts = nullptr) {
+// The parsed arguments of one lowbit::adamw_lowbit_step_ call. parse_adamw_lowbit_step_args runs
+// every check of the op in one order, so the Meta, CPU and CUDA kernels reject the same inputs
+// with the same message.
+struct AdamWStepArgs {
+  core::StateFormat format;
+  std::vector<core::StateLayout> layouts;  // one per parameter (kFloat32 for symbolic shapes)
+  core::AdamWHyper hyper;                  // the coefficients the kernels take
+};
+
+inline AdamWStepArgs parse_adamw_lowbit_step_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avg,
+                                                  at::TensorList exp_avg_scale, at::TensorList exp_avg_sq,
+                                                  at::TensorList exp_avg_sq_scale, at::TensorList steps, double lr,
+                                                  double beta1, double beta2, double eps, double weight_decay,
+                                                  c10::string_view state_format, int64_t block_size) {
   const core::StateFormat format = parse_state_format(state_format);
   check_block_size(block_size);
   check_adamw_hyperparameters(lr, beta1, beta2, eps, weight_decay);
@@ -147,15 +155,15 @@ inline core::StateFormat check_adamw_lowbit_step_args(at::TensorList params, at:
               "adamw_lowbit: params, grads, exp_avg, exp_avg_scale, exp_avg_sq, exp_avg_sq_scale and step must be ",
               "lists of the same length; got ", n, ", ", grads.size(), ", ", exp_avg.size(), ", ", exp_avg_scale.size(),
               ", ", exp_avg_sq.size(), ", ", exp_avg_sq_scale.size(), ", ", steps.size());
-  if (layouts) layouts->resize(n);
+  AdamWStepArgs args{format, std::vector<core::StateLayout>(n),
+                     core::make_adamw_hyper(lr, beta1, beta2, eps, weight_decay)};
   for (size_t i = 0; i < n; ++i) {
     TORCH_CHECK(params[i].device() == params[0].device(), "adamw_lowbit: all parameters of one call must be on one ",
                 "device; parameter ", i, " is on ", params[i].device(), ", parameter 0 on ", params[0].device());
-    const core::StateLayout l = check_param_state(i, params[i], grads[i], exp_avg[i], exp_avg_scale[i], exp_avg_sq[i],
-                                                  exp_avg_sq_scale[i], steps[i], format, block_size);
-    if (layouts) (*layouts)[i] = l;
+    args.layouts[i] = check_param_state(i, params[i], grads[i], exp_avg[i], exp_avg_scale[i], exp_avg_sq[i],
+                                        exp_avg_sq_scale[i], steps[i], format, block_size);
   }
-  return format;
+  return args;
 }
 
 }  // namespace lowbit::ops

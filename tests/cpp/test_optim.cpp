@@ -27,6 +27,7 @@
 #include <memory>
 
 #include <lowbit/io/safetensors.h>
+#include "expect_error.h"
 #include <lowbit/optim/adamw_lowbit.h>
 #include <lowbit/optim/state_file.h>
 
@@ -214,6 +215,59 @@ TEST(Optim, StateBytesPerParameter) {
   }
 }
 
+// ---- non-finite gradients ------------------------------------------------------------------------
+
+// One inf, -inf, NaN and overflowing ((1 - beta2) g^2 = inf) gradient element, then three normal
+// steps, as test_optim.py::test_non_finite_gradients_stay_in_their_element: exactly torch's NaN
+// elements are NaN; the bad elements' block neighbours stay as close to torch as the clean blocks.
+at::Tensor run_with_bad_gradients(const std::string& fmt, std::vector<int64_t> shape, double lr) {
+  torch::manual_seed(0);
+  at::Tensor p = torch::randn(shape).requires_grad_();
+  auto opt = make_optimizer(fmt, {p}, lr);
+  torch::manual_seed(5);
+  for (int step = 0; step < 4; ++step) {
+    at::Tensor g = torch::randn(shape);
+    if (step == 0) {
+      at::Tensor flat = g.view({-1});
+      flat[100] = INFINITY;
+      flat[600] = -INFINITY;
+      flat[1100] = NAN;
+      flat[1700] = 1e30;
+    }
+    p.mutable_grad() = g;
+    opt->step();
+  }
+  return p.detach().view({-1});
+}
+
+TEST(Optim, NonFiniteGradientsStayInTheirElement) {
+  const double lr = 1e-2;
+  for (const std::vector<int64_t>& shape : {std::vector<int64_t>{256, 512}, std::vector<int64_t>{40, 50}}) {
+    const at::Tensor ref = run_with_bad_gradients("adamw", shape, lr);
+    EXPECT_EQ(ref.isnan().sum().item<int64_t>(), 3);
+    for (const auto& fmt : kFormats) {
+      SCOPED_TRACE(fmt + " " + std::to_string(shape[0]) + "x" + std::to_string(shape[1]));
+      const at::Tensor ours = run_with_bad_gradients(fmt, shape, lr);
+      EXPECT_TRUE(torch::equal(ours.isnan(), ref.isnan()));
+      const at::Tensor err = (ours - ref).abs();
+      at::Tensor clean = ~ref.isnan(), near = torch::zeros_like(clean);
+      for (int64_t i : {100, 600, 1100, 1700}) {
+        clean.narrow(0, i / 256 * 256, 256).fill_(false);
+        near.narrow(0, i / 256 * 256, 256).fill_(true);
+      }
+      near &= ~ref.isnan();
+      near[1700] = false;
+      const double clean_err = err.masked_select(clean).max().item<double>();
+      const double near_err = err.masked_select(near).max().item<double>();
+      std::cout << fmt << ": clean max err " << clean_err << ", bad blocks' other elements " << near_err
+                << ", overflowing element " << err[1700].item<double>() << "\n";
+      EXPECT_TRUE(torch::isfinite(ours.masked_select(~ref.isnan())).all().item<bool>());
+      EXPECT_LE(near_err, 1.5 * clean_err + 1e-6);
+      EXPECT_LE(err[1700].item<double>(), 4 * lr);
+    }
+  }
+}
+
 // ---- save / load -----------------------------------------------------------------------------
 
 // fp32 quantized, fp32 small, bf16 quantized; mirrors make_params in test_optim.py.
@@ -317,6 +371,29 @@ TEST(Optim, LoadStateRejectsMismatches) {
   }
   EXPECT_TRUE(opt_t->state().empty());  // a failed load changes nothing
   std::remove(path.c_str());
+}
+
+// The Python face writes through the manifest (optim_save_state); a file that goes through it
+// comes out byte for byte as the C++ face wrote it.
+TEST(Optim, StateFileManifestRoundTripsExactly) {
+  auto params = make_params();
+  auto opt = make_opt("4bit", params);
+  run_steps(*opt, params, 0, 2);
+  const std::string dir = ::testing::TempDir();
+  const std::string a = dir + "/lowbit_optim_a.safetensors", b = dir + "/lowbit_optim_b.safetensors";
+  lowbit::optim::save_state(*opt, a);
+  const lowbit::optim::StateFile file = lowbit::optim::read_state_file(a);
+  const std::string manifest = lowbit::optim::state_file_manifest(file);
+  lowbit::optim::write_state_file(b, lowbit::optim::state_file_from_manifest(manifest, lowbit::optim::state_file_tensors(file)));
+  auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(bytes(a), bytes(b));
+  EXPECT_NE(manifest.find("\"betas\":[0.9,0.999]"), std::string::npos) << manifest;
+  std::remove(a.c_str());
+  std::remove(b.c_str());
+  expect_error([&] { lowbit::optim::load_state(*opt, dir + "/no_such_file.safetensors"); }, "cannot read");
 }
 
 TEST(Optim, LrSchedulerAndPerGroupLr) {

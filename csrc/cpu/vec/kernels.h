@@ -19,6 +19,10 @@
 #include <lowbit/core/affine_quant.h>
 #include <lowbit/cpu/vec/qlinear.h>
 
+namespace lowbit::cpu::adamw {
+struct ParamSlot;  // csrc/cpu/adamw_lowbit.h
+}  // namespace lowbit::cpu::adamw
+
 namespace lowbit::cpu::vec {
 
 enum class Float8Granularity : int { Tensor = 0, Row = 1, Column = 2 };
@@ -91,6 +95,9 @@ struct Kernels {
   // xq[m][k], w (n, k) int8 row-major.
   void (*qlinear_int8_gemm)(const int8_t* xq, const int32_t* xsum, int64_t m_rows, int64_t xq_stride,
                             const int8_t* w, int64_t k, int64_t n0, int64_t n1, int32_t* acc, int64_t acc_stride);
+  // lowbit::adamw_lowbit_step_ on one parameter, in place (parallel over its blocks inside);
+  // equal bit for bit to adamw::step_reference.
+  void (*adamw_lowbit_step)(const adamw::ParamSlot& slot, int64_t block_size, bool stochastic_round);
 };
 
 // Which kernels the CPU ops run.

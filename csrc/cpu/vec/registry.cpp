@@ -22,6 +22,7 @@ void float8_to_float(const uint8_t* bits, int64_t n, bool e5m2, float* out);
 void scaled_mm_epilogue(const float* acc, int64_t m, int64_t n, const float* scale_a, int64_t scale_a_stride,
                         const float* scale_b, int64_t scale_b_stride, const float* bias, void* out,
                         at::ScalarType out_dtype);
+void adamw_lowbit_step(const adamw::ParamSlot& slot, int64_t block_size, bool stochastic_round);
 
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
 void qlinear_gemv(const PackedWeight& w, const float* x, int64_t m_rows, int64_t x_stride, int64_t n0, int64_t n1,
@@ -56,6 +57,7 @@ void fill_kernels(Kernels* k) {
   k->qlinear_dequantize = nullptr;
   k->qlinear_int8_gemm = nullptr;
 #endif
+  k->adamw_lowbit_step = &adamw_lowbit_step;
 }
 
 }  // namespace lowbit::cpu::vec::CPU_CAPABILITY

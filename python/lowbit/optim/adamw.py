@@ -17,6 +17,10 @@ Parameters with fewer than ``min_quantized_size`` (4096) elements keep fp32 stat
 may be float32 or bfloat16 (with ``bf16_stochastic_round``, updates are rounded stochastically
 with bits derived from the step count and element index, so runs are reproducible and resumable
 bit for bit).
+
+An inf or NaN gradient element (or one whose square overflows) stays in its element, as in
+``torch.optim.AdamW``: it is left out of its block's scales, so its neighbours are stored as if it
+were absent (csrc/core/optimizer_state_formats.h states the rule and its one difference from torch).
 """
 
 from itertools import chain
