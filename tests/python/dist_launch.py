@@ -9,6 +9,7 @@ a hang is a test failure with the ranks' state, never a stuck CI job.
 """
 
 import datetime
+import io
 import multiprocessing as mp
 import os
 import queue as queue_lib
@@ -41,7 +42,11 @@ def _child(module_fn: str, rank: int, world_size: int, port: int, collective_tim
             result = getattr(importlib.import_module(module), fn)(rank, world_size, **kwargs)
         finally:
             dist.destroy_process_group()
-        queue.put((rank, True, result))
+        # As bytes: a tensor put on the queue as itself would travel through shared memory that
+        # this process takes with it when it exits.
+        buffer = io.BytesIO()
+        torch.save(result, buffer)
+        queue.put((rank, True, buffer.getvalue()))
     except BaseException:  # noqa: BLE001 - the parent reports it
         queue.put((rank, False, traceback.format_exc()))
 
@@ -76,7 +81,9 @@ def run_on_ranks(module_fn: str, world_size: int = 2, timeout: float = 180.0, co
                 continue
             reported.add(rank)
             if ok:
-                results[rank] = value
+                import torch
+
+                results[rank] = torch.load(io.BytesIO(value), weights_only=False)
             else:
                 errors.append(f"rank {rank}:\n{value}")
     finally:

@@ -263,3 +263,28 @@ def _all_gather_rows(shard_t: torch.Tensor, rows: int, world_size: int) -> torch
     out = torch.empty((per * world_size, *shard_t.shape[1:]), dtype=shard_t.dtype)
     dist.all_gather_into_tensor(out, padded)
     return out[:rows]
+
+
+def cpp_parity_reference(rank: int, world_size: int, *, path: str, steps: int = 4, lr: float = 0.1) -> Dict:
+    """The Python half of the C++/Python parity test: writes the initial weights and this rank's
+    batches for the C++ run (tests/cpp/test_distributed_ranks.cpp, PythonParity), then trains the
+    same model with FSDP2 + fp8 all-gather + SGD and returns the losses and the full parameters."""
+    from safetensors.torch import save_file
+
+    base = make_model()
+    if rank == 0:
+        save_file({k: v.contiguous() for k, v in base.state_dict().items()}, f"{path}/init.safetensors")
+    xs = torch.stack(batches(rank, steps))
+    save_file({"x": xs, "lr": torch.tensor(lr, dtype=torch.float64)}, f"{path}/batches_rank{rank}.safetensors")
+    model = shard(convert_to_float8_training(base, config=config(True)), True)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for x in xs:
+        loss = model(x).square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        precompute_float8_dynamic_scale_for_fsdp(model)
+        losses.append(loss.item())
+    params = {name: full(p) for name, p in model.named_parameters()}
+    return {"losses": losses, "params": params}
