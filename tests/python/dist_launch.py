@@ -25,7 +25,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _child(module_fn: str, rank: int, world_size: int, port: int, collective_timeout: float, queue, kwargs) -> None:
+def _child(module_fn: str, rank: int, world_size: int, port: int, collective_timeout: float, backend: str, queue,
+           kwargs) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     try:
@@ -35,7 +36,7 @@ def _child(module_fn: str, rank: int, world_size: int, port: int, collective_tim
         import torch.distributed as dist
 
         torch.set_num_threads(1)
-        dist.init_process_group("gloo", rank=rank, world_size=world_size,
+        dist.init_process_group(backend, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=collective_timeout))
         try:
             module, fn = module_fn.split(":")
@@ -52,11 +53,12 @@ def _child(module_fn: str, rank: int, world_size: int, port: int, collective_tim
 
 
 def run_on_ranks(module_fn: str, world_size: int = 2, timeout: float = 180.0, collective_timeout: float = 60.0,
-                 **kwargs) -> List[Any]:
+                 backend: str = "gloo", **kwargs) -> List[Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_child, args=(module_fn, r, world_size, port, collective_timeout, queue, kwargs))
+    procs = [ctx.Process(target=_child, args=(module_fn, r, world_size, port, collective_timeout, backend, queue,
+                                                      kwargs))
              for r in range(world_size)]
     for p in procs:
         p.start()

@@ -288,3 +288,37 @@ def cpp_parity_reference(rank: int, world_size: int, *, path: str, steps: int = 
         losses.append(loss.item())
     params = {name: full(p) for name, p in model.named_parameters()}
     return {"losses": losses, "params": params}
+
+
+def nccl_one_rank(rank: int, world_size: int, steps: int = 3) -> Dict:
+    """Runs inside a Gloo-initialized rank: opens an NCCL group of one on the GPU and compares fp8
+    all-gather with FSDP2's bf16 all-gather of the same float8 model (real fp8 GEMMs)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if torch.cuda.get_device_capability() < (8, 9):
+        return {"losses": [], "ref_losses": [], "max_param_diff": 0.0}
+    mesh = init_device_mesh("cuda", (1,))
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 256)).cuda()
+    mp_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    models = []
+    for fp8 in (True, False):
+        m = convert_to_float8_training(copy.deepcopy(base), config=Float8LinearConfig(enable_fsdp_float8_all_gather=fp8))
+        for layer in m:
+            if isinstance(layer, nn.Linear):
+                fully_shard(layer, mesh=mesh, mp_policy=mp_policy)
+        fully_shard(m, mesh=mesh, mp_policy=mp_policy)
+        models.append((m, torch.optim.AdamW(m.parameters(), lr=1e-3)))
+    losses = {True: [], False: []}
+    for step in range(steps):
+        x = torch.randn(128, 256, device="cuda", dtype=torch.bfloat16, generator=torch.Generator("cuda").manual_seed(step))
+        for (m, o), fp8 in zip(models, (True, False)):
+            loss = m(x).float().square().mean()
+            loss.backward()
+            o.step()
+            o.zero_grad()
+            if fp8:
+                precompute_float8_dynamic_scale_for_fsdp(m)
+            losses[fp8].append(loss.item())
+    diff = max((full(a) - full(b)).abs().max().item() for a, b in zip(models[0][0].parameters(), models[1][0].parameters()))
+    return {"losses": losses[True], "ref_losses": losses[False], "max_param_diff": diff}

@@ -242,3 +242,49 @@ def test_amax_skips_nan_like_cast_to_float8():
     assert lowbit.core.float8_amax([x, torch.empty(0)]).tolist() == [3.0, 0.0]
     _, s = lowbit.core.cast_to_float8(x, torch.float8_e4m3fn, "tensor")
     assert torch.equal(lowbit.core.float8_amax_to_scale(lowbit.core.float8_amax([x])).reshape(()), s)
+
+
+# ---- GPU (skipped without one): the CUDA kernels of the scale ops, the fp8 GEMM path, NCCL -----
+
+@pytest.mark.cuda
+def test_float8_scale_ops_cuda_match_cpu(rng):
+    xs = [torch.randn(257, 129, generator=rng) * 7, torch.randn(1000, generator=rng).bfloat16(),
+          torch.tensor([1.0, float("nan"), -3.0]), torch.empty(0)]
+    amax_cpu = lowbit.core.float8_amax(xs)
+    amax_gpu = lowbit.core.float8_amax([x.cuda() for x in xs])
+    assert torch.equal(amax_gpu.cpu(), amax_cpu)
+    for dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        for pow2 in (False, True):
+            s_cpu = lowbit.core.float8_amax_to_scale(amax_cpu, dtype, power_of_2_scale=pow2)
+            s_gpu = lowbit.core.float8_amax_to_scale(amax_cpu.cuda(), dtype, power_of_2_scale=pow2)
+            assert torch.equal(s_gpu.cpu(), s_cpu)
+            for x, s in zip(xs[:2], s_cpu[:2]):
+                c = lowbit.core.cast_to_float8_with_scale(x, s, dtype)
+                g = lowbit.core.cast_to_float8_with_scale(x.cuda(), s.cuda(), dtype)
+                assert torch.equal(g.cpu().view(torch.uint8), c.view(torch.uint8))
+
+
+@pytest.mark.cuda
+def test_precast_op_cuda_fp8_gemm_equals_float8_linear(rng):
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("needs fp8 tensor cores (sm_89+)")
+    x = torch.randn(64, 256, generator=rng).cuda().bfloat16().requires_grad_()
+    w = torch.randn(512, 256, generator=rng).cuda().requires_grad_()
+    amax = lowbit.core.float8_amax([w.detach()])
+    scale = lowbit.core.float8_amax_to_scale(amax).reshape(())
+    w8 = lowbit.core.cast_to_float8_with_scale(w.detach(), scale)
+    y = torch.ops.lowbit.float8_linear_precast(x, w, w8, scale, None, False, False)
+    y_ref = torch.ops.lowbit.float8_linear(x, w, None, "tensorwise", False, False, False)
+    assert torch.equal(y, y_ref)
+    g = torch.randn_like(y)
+    for a, r in zip(torch.autograd.grad(y, (x, w), g), torch.autograd.grad(y_ref, (x, w), g)):
+        assert torch.equal(a, r)
+
+
+@pytest.mark.cuda
+def test_fsdp2_fp8_all_gather_on_nccl_world_size_1():
+    """One GPU: NCCL with world size 1 runs FSDP2's hooks, the uint8 gather and the fp8 GEMMs."""
+    results = run_on_ranks("fsdp_workers:nccl_one_rank", world_size=1, timeout=300, backend="cpu:gloo,cuda:nccl")
+    r = results[0]
+    assert r["losses"] == r["ref_losses"]
+    assert r["max_param_diff"] == 0.0
