@@ -29,6 +29,7 @@
 #include <torch/ordered_dict.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -62,6 +63,8 @@ std::shared_ptr<FullyShardedModule> fully_shard(torch::nn::Module& module, const
 void precompute_float8_dynamic_scale(FullyShardedModule& root);
 torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& root);
 void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& state_dict);
+void save_full_state_dict(FullyShardedModule& root, const std::string& path,
+                          const std::map<std::string, std::string>& metadata);
 
 class FullyShardedModule : public std::enable_shared_from_this<FullyShardedModule> {
  public:
@@ -109,6 +112,8 @@ class FullyShardedModule : public std::enable_shared_from_this<FullyShardedModul
   friend void precompute_float8_dynamic_scale(FullyShardedModule& root);
   friend torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& root);
   friend void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& sd);
+  friend void save_full_state_dict(FullyShardedModule& root, const std::string& path,
+                                   const std::map<std::string, std::string>& metadata);
 
   static void collect_tensors(const at::Tensor& t, std::vector<at::Tensor>& out) { out.push_back(t); }
   static void collect_tensors(const std::vector<at::Tensor>& ts, std::vector<at::Tensor>& out) {
@@ -153,5 +158,12 @@ torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& 
 // Loads full tensors (every rank holds all of them) into the shards: each rank copies its rows.
 // Checks every name and shape first; on error nothing is changed.
 void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& state_dict);
+
+// full_state_dict written by rank 0 as one safetensors file (with `metadata`); all ranks return
+// when the file is complete. The file loads into an unsharded model as it is.
+void save_full_state_dict(FullyShardedModule& root, const std::string& path,
+                          const std::map<std::string, std::string>& metadata = {});
+// Every rank reads a safetensors file of full tensors and loads its rows (load_full_state_dict).
+void load_full_state_dict(FullyShardedModule& root, const std::string& path);
 
 }  // namespace lowbit::distributed

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include <lowbit/core/float8_scale.h>
+#include <lowbit/io/safetensors.h>
 
 #include "fully_shard_param.h"
 
@@ -113,6 +114,24 @@ void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std
               " tensors, the sharded model ", expected, " parameters");
   at::NoGradGuard no_grad;
   for (auto& [p, rows] : plan) p->param.copy_(rows);
+}
+
+void save_full_state_dict(FullyShardedModule& root, const std::string& path,
+                          const std::map<std::string, std::string>& metadata) {
+  const auto full = full_state_dict(root);
+  if (root.group().rank() == 0) {
+    std::map<std::string, at::Tensor> tensors;
+    for (const auto& item : full) tensors[item.key()] = item.value();
+    io::save_safetensors(path, tensors, metadata);
+  }
+  root.group_.barrier();
+}
+
+void load_full_state_dict(FullyShardedModule& root, const std::string& path) {
+  const io::SafetensorsContents contents = io::load_safetensors(path);
+  torch::OrderedDict<std::string, at::Tensor> sd;
+  for (const auto& [name, t] : contents.tensors) sd.insert(name, t);
+  load_full_state_dict(root, sd);
 }
 
 }  // namespace lowbit::distributed

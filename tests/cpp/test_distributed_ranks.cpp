@@ -235,6 +235,31 @@ TEST(FullyShard, FullStateDictRoundTrip) {
   EXPECT_TRUE(dist::full_state_dict(*root_b)["0.weight"].equal(full["0.weight"]));
 }
 
+TEST(FullyShard, FullStateDictFile) {
+  Mlp a = make_mlp(true, true);
+  auto root_a = shard(a, {});
+  // ranks share the machine's temporary folder
+  std::string path = ::testing::TempDir() + "/lowbit_fsdp_full.safetensors";
+  dist::save_full_state_dict(*root_a, path, {{"step", "7"}});
+  const auto contents = lowbit::io::load_safetensors(path);
+  EXPECT_EQ(contents.metadata.at("step"), "7");
+  EXPECT_EQ(contents.tensors.at("2.weight").sizes(), (std::vector<int64_t>{33, 64}));
+  Mlp unsharded = make_mlp(true, false);  // same seed: the same values as before sharding
+  for (const auto& item : unsharded->named_parameters()) {
+    EXPECT_TRUE(contents.tensors.at(item.key()).equal(item.value())) << item.key();
+  }
+  Mlp b = make_mlp(false, false);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : b->parameters()) p.zero_();
+  }
+  auto root_b = shard(b, {});
+  dist::load_full_state_dict(*root_b, path);
+  const auto back = dist::full_state_dict(*root_b);
+  for (const auto& [name, t] : contents.tensors) EXPECT_TRUE(back[name].equal(t)) << name;
+  group().barrier();  // nobody rewrites the file while another rank still reads it
+}
+
 TEST(FullyShard, LowBitOptimizerStepsShards) {
   Mlp m = make_mlp(true, true);
   auto root = shard(m, {});
