@@ -65,6 +65,7 @@ torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& 
 void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& state_dict);
 void save_full_state_dict(FullyShardedModule& root, const std::string& path,
                           const std::map<std::string, std::string>& metadata);
+double clip_grad_norm_(FullyShardedModule& root, double max_norm);
 
 class FullyShardedModule : public std::enable_shared_from_this<FullyShardedModule> {
  public:
@@ -112,6 +113,7 @@ class FullyShardedModule : public std::enable_shared_from_this<FullyShardedModul
   friend void precompute_float8_dynamic_scale(FullyShardedModule& root);
   friend torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& root);
   friend void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& sd);
+  friend double clip_grad_norm_(FullyShardedModule& root, double max_norm);
   friend void save_full_state_dict(FullyShardedModule& root, const std::string& path,
                                    const std::map<std::string, std::string>& metadata);
 
@@ -158,6 +160,11 @@ torch::OrderedDict<std::string, at::Tensor> full_state_dict(FullyShardedModule& 
 // Loads full tensors (every rank holds all of them) into the shards: each rank copies its rows.
 // Checks every name and shape first; on error nothing is changed.
 void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std::string, at::Tensor>& state_dict);
+
+// torch::nn::utils::clip_grad_norm_ for a sharded model: the 2-norm of the whole gradient (each
+// shard's squared norm, all-reduced once), then every gradient scaled by
+// min(1, max_norm / (norm + 1e-6)). Returns the norm (a host sync, as clip_grad_norm_'s is).
+double clip_grad_norm_(FullyShardedModule& root, double max_norm);
 
 // full_state_dict written by rank 0 as one safetensors file (with `metadata`); all ranks return
 // when the file is complete. The file loads into an unsharded model as it is.

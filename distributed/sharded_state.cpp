@@ -116,6 +116,38 @@ void load_full_state_dict(FullyShardedModule& root, const torch::OrderedDict<std
   for (auto& [p, rows] : plan) p->param.copy_(rows);
 }
 
+double clip_grad_norm_(FullyShardedModule& root, double max_norm) {
+  std::vector<FullyShardedModule*> units;
+  collect_units(root, units);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  at::Tensor sharded_sq, replicated_sq;  // float32 sums of squares, on the gradients' device
+  auto add = [](at::Tensor& acc, const at::Tensor& g) {
+    const at::Tensor sq = g.to(at::kFloat).square().sum();
+    acc = acc.defined() ? acc + sq : sq;
+  };
+  for (auto* u : units) {
+    for (auto& p : u->params_) {
+      const at::Tensor& g = p->param.grad();
+      if (!g.defined()) continue;
+      grads.push_back(g);
+      add(u->options_.shard ? sharded_sq : replicated_sq, g);
+    }
+  }
+  // Every rank joins the all-reduce, even one whose shards are all empty.
+  const auto options = grads.empty() ? at::TensorOptions().dtype(at::kFloat)
+                                     : grads[0].options().dtype(at::kFloat);
+  at::Tensor total = sharded_sq.defined() ? sharded_sq.reshape({1}) : at::zeros({1}, options);
+  root.group_.all_reduce(total, c10d::ReduceOp::SUM);
+  if (replicated_sq.defined()) total = total + replicated_sq;  // identical on every rank: counted once
+  const double norm = total.sqrt().item<double>();
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) {
+    for (auto& g : grads) g.mul_(coef);
+  }
+  return norm;
+}
+
 void save_full_state_dict(FullyShardedModule& root, const std::string& path,
                           const std::map<std::string, std::string>& metadata) {
   const auto full = full_state_dict(root);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <torch/nn/module.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
@@ -212,6 +213,27 @@ TEST(FullyShard, GradientAccumulationOverMicroBatches) {
     const at::Tensor expected = full_grad.narrow(0, begin, item.value().size(0));
     EXPECT_TRUE(at::allclose(item.value().grad(), expected, 1e-5, 1e-7))
         << item.key() << " max diff " << (item.value().grad() - expected).abs().max().item<float>();
+  }
+}
+
+TEST(FullyShard, ClipGradNormOfTheWholeModel) {
+  Mlp ref = make_mlp(true, false);
+  Mlp m = make_mlp(true, true);
+  auto root = shard(m, {});
+  const at::Tensor x = batch(0);
+  root->forward([&] { return m->forward(x); }).square().mean().backward();
+  ref->forward(x).square().mean().backward();
+  average_grads(*ref);
+  const double ref_norm = torch::nn::utils::clip_grad_norm_(ref->parameters(), 1e-3);
+  const double norm = dist::clip_grad_norm_(*root, 1e-3);
+  EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm);
+  const int r = group().rank(), ws = group().world_size();
+  auto ref_params = ref->named_parameters();
+  for (const auto& item : m->named_parameters()) {
+    const at::Tensor& full_grad = ref_params[item.key()].grad();
+    const int64_t per = (full_grad.size(0) + ws - 1) / ws;
+    const at::Tensor expected = full_grad.narrow(0, std::min(full_grad.size(0), r * per), item.value().size(0));
+    EXPECT_TRUE(at::allclose(item.value().grad(), expected, 1e-5, 1e-9)) << item.key();
   }
 }
 
