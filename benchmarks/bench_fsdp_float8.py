@@ -129,7 +129,7 @@ def run_rank(rank: int, world: int, args: dict) -> dict:
         step(0)  # lazy init and first gathers outside the count
         with CommLog(dist) as log:
             step(1)
-        ms = time_ms(step, device, warmup=1, iters=args["iters"])
+        ms = time_ms(step, device, warmup=args["warmup"], iters=args["iters"])
         results[name] = {"ms": ms, **{f"{k}_bytes": v for k, v in log.bytes.items()}}
     dist.destroy_process_group()
     return results
@@ -148,11 +148,11 @@ def main() -> None:
     p.add_argument("--out", default=None)
     a = p.parse_args()
     world = a.world_size or (2 if a.device == "cpu" else 1)
-    args = dict(device=a.device, dim=a.dim, hidden=a.hidden, layers=a.layers, tokens=a.tokens, iters=a.iters)
+    args = dict(device=a.device, dim=a.dim, hidden=a.hidden, layers=a.layers, tokens=a.tokens, iters=a.iters, warmup=1)
     if a.quick:
-        args.update(dim=64, hidden=128, layers=2, tokens=64, iters=2)
+        args.update(dim=64, hidden=128, layers=2, tokens=64, iters=1, warmup=0)
     if a.device == "cpu" and not a.quick and a.dim * a.hidden > 1 << 22:
-        args.update(dim=512, hidden=2048, tokens=512, iters=3)  # emulated fp8 GEMMs: keep CPU runs short
+        args.update(dim=256, hidden=1024, tokens=256, iters=3)  # emulated fp8 GEMMs: keep CPU runs short
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
