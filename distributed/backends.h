@@ -17,8 +17,9 @@ c10::intrusive_ptr<c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<c10
                                                     std::chrono::milliseconds timeout, const std::string& master_addr);
 bool gloo_available();
 
+// Also makes GPU local_rank (modulo the GPUs this process sees) the current CUDA device.
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                                    std::chrono::milliseconds timeout);
+                                                    std::chrono::milliseconds timeout, int local_rank);
 bool nccl_available();
 
 }  // namespace lowbit::distributed::detail

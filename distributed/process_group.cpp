@@ -211,7 +211,7 @@ ProcessGroup init_process_group(const ProcessGroupOptions& options) {
   }
   if (want_nccl) {
     auto nccl = detail::make_nccl_backend(c10::make_intrusive<c10d::PrefixStore>("nccl/", store), r.rank,
-                                          r.world_size, options.timeout);
+                                          r.world_size, options.timeout, r.local_rank);
     group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
     if (name.empty()) group->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
     name = name.empty() ? "nccl" : name + "+nccl";

@@ -19,7 +19,7 @@ namespace lowbit::distributed {
 
 struct ProcessGroupOptions {
   // "auto": Gloo for CPU tensors, plus NCCL for CUDA tensors when lowbit was built with NCCL and a
-  // GPU is present; "gloo": Gloo only; "nccl": NCCL only (CUDA tensors). A backend lowbit was built
+  // GPU is present (NCCL makes GPU LOCAL_RANK the current device); "gloo": Gloo only; "nccl": NCCL only (CUDA tensors). A backend lowbit was built
   // without is an error naming the CMake option (LOWBIT_GLOO, LOWBIT_NCCL).
   std::string backend = "auto";
   // Rendezvous (every rank must arrive within it) and every collective.

@@ -6,8 +6,13 @@
 #include <cstdlib>
 #include <string>
 
+#include <torch/cuda.h>
+
 #include <lowbit/build_config.h>
+#include <lowbit/distributed/fully_shard.h>
 #include <lowbit/distributed/process_group.h>
+#include <lowbit/float8/convert.h>
+#include <lowbit/nn/linear.h>
 
 #include "expect_error.h"
 
@@ -101,6 +106,52 @@ TEST_F(TorchrunEnv, OneRankGroupWorks) {
   at::Tensor t = at::ones({3});
   group.all_reduce(t, c10d::ReduceOp::SUM);
   EXPECT_TRUE(t.equal(at::ones({3})));
+}
+
+// One GPU: NCCL refuses two ranks on one device, so world size 1 exercises the NCCL backend, the
+// sharded float8 unit (fp8 bytes through ncclAllGather) and the CUDA kernels of the scale ops.
+TEST_F(TorchrunEnv, OneRankNcclGroupTrainsAShardedFloat8Layer) {
+  if (!lowbit::distributed::backend_available("nccl") || !torch::cuda::is_available()) {
+    GTEST_SKIP() << "needs a CUDA build with NCCL and a GPU";
+  }
+  ProcessGroupOptions o;
+  o.backend = "nccl";
+  o.rank = 0;
+  o.world_size = 1;
+  o.local_rank = 0;
+  o.master_addr = "127.0.0.1";
+  o.master_port = 29516;
+  o.timeout = std::chrono::seconds(60);
+  auto group = init_process_group(o);
+  EXPECT_EQ(group.backend(), "nccl");
+  at::Tensor t = at::ones({3}, at::kCUDA);
+  group.all_reduce(t, c10d::ReduceOp::SUM);
+  EXPECT_TRUE(t.cpu().equal(at::ones({3})));
+
+  lowbit::float8::Float8LinearConfig c;
+  c.emulate = true;  // any GPU
+  c.enable_fsdp_float8_all_gather = true;
+  torch::manual_seed(0);
+  lowbit::nn::Linear sharded(64, 32), plain(64, 32);
+  {
+    torch::NoGradGuard no_grad;
+    plain->weight.copy_(sharded->weight);
+    plain->bias.copy_(sharded->bias);
+  }
+  sharded->to(at::kCUDA);
+  plain->to(at::kCUDA);
+  lowbit::float8::convert_to_float8_training(*sharded, c);
+  c.enable_fsdp_float8_all_gather = false;
+  lowbit::float8::convert_to_float8_training(*plain, c);
+  auto unit = lowbit::distributed::fully_shard(*sharded, group);
+  const at::Tensor x = at::randn({16, 64}, at::kCUDA);
+  const at::Tensor y = unit->forward([&] { return sharded->forward(x); });
+  const at::Tensor y_ref = plain->forward(x);
+  EXPECT_TRUE(y.equal(y_ref));
+  EXPECT_EQ(unit->comm_counters().all_gather_bytes, 64 * 32 + 32 * 4);  // fp8 weight + float32 bias
+  y.square().sum().backward();
+  y_ref.square().sum().backward();
+  EXPECT_TRUE(sharded->weight.grad().equal(plain->weight.grad()));
 }
 
 TEST(DistributedBuild, BackendsMatchTheBuild) {
