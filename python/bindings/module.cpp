@@ -13,7 +13,6 @@ void bind_autoquant(py::module_& m);
 void bind_diagnostics(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
-void bind_recipes(py::module_& m);
 }  // namespace lowbit::python
 
 PYBIND11_MODULE(_C, m) {
@@ -25,5 +24,4 @@ PYBIND11_MODULE(_C, m) {
   lowbit::python::bind_inference(m);
   lowbit::python::bind_autoquant(m);
   lowbit::python::bind_diagnostics(m);
-  lowbit::python::bind_recipes(m);
 }
