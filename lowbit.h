@@ -16,7 +16,6 @@
 #include <lowbit/core/float8_scale.h>
 #include <lowbit/core/fpx.h>
 #include <lowbit/core/kernel_path.h>
-#include <lowbit/core/quantized_linear.h>
 #include <lowbit/core/scaled_mm.h>
 #include <lowbit/io/safetensors.h>
 #include <lowbit/nn/convert.h>
