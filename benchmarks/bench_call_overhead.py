@@ -21,12 +21,27 @@ from runner import Report, time_ms  # noqa: E402
 CONFIGS = ["int8wo", "int4wo-128", "int8dq", "fp6_e3m2", "uint4wo", "float8wo_e4m3"]
 
 
+# Builds before the format table (no config.linear_op): each kind's op and constant arguments.
+_OLD_OPS = {
+    "Int4WeightOnlyConfig": ("int4_weight_only_linear", ("group_size",)),
+    "Int8WeightOnlyConfig": ("int8_weight_only_linear", ()),
+    "Int8DynamicActivationInt8WeightConfig": ("int8_dynamic_activation_int8_linear", ()),
+    "Int8DynamicActivationInt4WeightConfig": ("int8_dynamic_activation_int4_linear", ("group_size",)),
+    "Float8WeightOnlyConfig": ("float8_weight_only_linear", ()),
+    "Float8DynamicActivationFloat8WeightConfig": ("float8_dynamic_activation_linear", ("granularity",)),
+    "FPXWeightOnlyConfig": ("fpx_weight_only_linear", ("ebits", "mbits")),
+    "UIntXWeightOnlyConfig": ("uintx_weight_only_linear", ("bits", "group_size")),
+}
+
+
 def bare_op(weight):
     """The format's op called directly with the weight's parts (what a layer must at least do)."""
-    op = getattr(torch.ops.lowbit, weight.config.linear_op) if hasattr(weight, "config") else None
-    if op is None:  # builds before the format registry: the string-keyed generic op
-        return lambda x: torch.ops.lowbit.quantized_linear(x, weight.parts, weight.config_name, None)
-    args = tuple(weight.config.linear_op_args)
+    if hasattr(weight, "config"):
+        op, args = getattr(torch.ops.lowbit, weight.config.linear_op), tuple(weight.config.linear_op_args)
+    else:
+        config = lowbit.inference.parse_quantize_config(weight.config_name)
+        name, fields = _OLD_OPS[config.kind]
+        op, args = getattr(torch.ops.lowbit, name), tuple(getattr(config, f) for f in fields)
     parts = weight.parts
     return lambda x: op(x, *parts, *args, None)
 
@@ -35,12 +50,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
     p.add_argument("--sizes", default="256,4096", help="square layer sizes (in_features = out_features)")
+    p.add_argument("--iters", type=int, default=300, help="timed calls per row (median)")
     p.add_argument("--quick", action="store_true", help="one small size, few iterations (CI smoke run)")
     p.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
     args = p.parse_args()
 
     sizes = [256] if args.quick else [int(s) for s in args.sizes.split(",")]
-    iters = 20 if args.quick else 2000
+    iters = 20 if args.quick else args.iters
     report = Report("quantized linear per-call time at M = 1 (bf16)", args.device)
     torch.manual_seed(0)
     for n in sizes:
