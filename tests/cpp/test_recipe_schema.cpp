@@ -212,7 +212,7 @@ ProcessRun run(const std::string& binary, const std::string& args) {
   e << std::ifstream(err).rdbuf();
   r.out = o.str();
   r.err = e.str();
-  fs::remove_all(dir);
+  lowbit::recipes::remove_tree(dir.string());  // not fs::remove_all: see remove_tree.h
   return r;
 }
 
