@@ -10,9 +10,9 @@
 
 namespace lowbit::core {
 
-// Absolute maximum of each tensor (float32 / bfloat16 / float16, all on one device) as a float32
-// tensor of shape (len(xs),); NaN is skipped (fmaxf), an empty tensor gives 0: the amax that
-// cast_to_float8's "tensor" granularity takes. No host synchronization.
+// Absolute maximum of each tensor's finite values (float32 / bfloat16 / float16, all on one device;
+// ±inf and NaN skipped, core::float8_amax_term) as a float32 tensor of shape (len(xs),), an empty
+// tensor gives 0: the amax that cast_to_float8's "tensor" granularity takes. No host synchronization.
 at::Tensor float8_amax(const std::vector<at::Tensor>& xs);
 
 // Elementwise dequantization scales for float32 amaxes: max(amax, 1e-12) / max_finite(dtype),

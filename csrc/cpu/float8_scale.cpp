@@ -1,6 +1,6 @@
 // CPU reference kernels of the float8 scaling-step ops: the same per-element functions
-// (core/float8_format.h) and the same NaN-skipping amax as cast_to_float8's CPU kernel, so the
-// three steps reproduce cast_to_float8(x, dtype, "tensor") bit for bit.
+// (core/float8_format.h) and the same amax over the finite values (core::float8_amax_term) as
+// cast_to_float8's kernels, so the three steps reproduce cast_to_float8(x, dtype, "tensor") bit for bit.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -22,7 +22,7 @@ at::Tensor float8_amax_cpu(at::TensorList xs) {
     const at::Tensor xf = xs[i].contiguous().to(at::kFloat);
     const float* x = xf.const_data_ptr<float>();
     float m = 0.0f;
-    for (int64_t k = 0; k < xf.numel(); ++k) m = fmaxf(m, fabsf(x[k]));  // fmaxf skips NaN
+    for (int64_t k = 0; k < xf.numel(); ++k) m = fmaxf(m, core::float8_amax_term(x[k]));  // finite values only
     o[i] = m;
   }
   return out;

@@ -1,5 +1,6 @@
 // CUDA kernels of the float8 scaling-step ops, bit-identical to the CPU reference (csrc/cpu/
-// float8_scale.cpp) and to cast_to_float8's "tensor" path: amax with fmaxf (NaN skipped), scale
+// float8_scale.cpp) and to cast_to_float8's "tensor" path: amax over the finite values
+// (core::float8_amax_term: ±inf and NaN never set the scale), scale
 // and cast through core/float8_format.h. Scales never leave the device (no host sync).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -18,7 +19,7 @@ namespace {
 template <typename T>
 __global__ void amax_kernel(const T* x, int64_t n, bool vectorized, float* amax) {
   float m = 0.0f;
-  for_each_element(x, n, grid_stride(), vectorized, [&](int64_t, T v) { m = fmaxf(m, fabsf(to_float(v))); });
+  for_each_element(x, n, grid_stride(), vectorized, [&](int64_t, T v) { m = fmaxf(m, core::float8_amax_term(to_float(v))); });
   m = block_reduce(m, MaxOp{}, 0.0f);
   if (threadIdx.x == 0 && m > 0.0f) atomic_max_nonnegative(amax, m);
 }

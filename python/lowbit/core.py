@@ -34,8 +34,8 @@ def cast_to_float8(
 
 
 def float8_amax(xs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Absolute maximum of each tensor as a float32 tensor of shape ``(len(xs),)`` (NaN skipped,
-    0 for an empty tensor): the amax ``cast_to_float8(x, granularity="tensor")`` scales with.
+    """Absolute maximum of each tensor's finite values as a float32 tensor of shape ``(len(xs),)``
+    (±inf and NaN skipped, 0 for an empty tensor): the amax ``cast_to_float8(x, granularity="tensor")`` scales with.
     With :func:`float8_amax_to_scale` and :func:`cast_to_float8_with_scale` it splits that cast
     into steps, so a collective (all-reduce MAX of shards' amaxes) can sit between them."""
     return _ops.float8_amax(list(xs))

@@ -237,11 +237,16 @@ def test_float8_scale_ops_check_arguments():
                                                torch.tensor(1.0), None, True, False)
 
 
-def test_amax_skips_nan_like_cast_to_float8():
-    x = torch.tensor([1.0, float("nan"), -3.0])
-    assert lowbit.core.float8_amax([x, torch.empty(0)]).tolist() == [3.0, 0.0]
-    _, s = lowbit.core.cast_to_float8(x, torch.float8_e4m3fn, "tensor")
-    assert torch.equal(lowbit.core.float8_amax_to_scale(lowbit.core.float8_amax([x])).reshape(()), s)
+def test_amax_skips_non_finite_like_cast_to_float8():
+    # amax over the finite values (core::float8_amax_term), as cast_to_float8 takes it; the three
+    # steps then give cast_to_float8's bytes: inf saturates to +-max finite, NaN stays NaN.
+    x = torch.tensor([1.0, float("nan"), -3.0, float("inf"), -float("inf"), 0.5])
+    assert lowbit.core.float8_amax([x, torch.empty(0), torch.tensor([float("inf")])]).tolist() == [3.0, 0.0, 0.0]
+    data, s = lowbit.core.cast_to_float8(x, torch.float8_e4m3fn, "tensor")
+    scale = lowbit.core.float8_amax_to_scale(lowbit.core.float8_amax([x]))
+    assert torch.equal(scale.reshape(()), s.reshape(()))
+    split = lowbit.core.cast_to_float8_with_scale(x, scale.reshape(()), torch.float8_e4m3fn)
+    assert torch.equal(split.view(torch.uint8), data.view(torch.uint8))
 
 
 # ---- GPU (skipped without one): the CUDA kernels of the scale ops, the fp8 GEMM path, NCCL -----
