@@ -13,6 +13,7 @@
 #include <lowbit/core/fake_quantize.h>
 #include <lowbit/core/float8_cast.h>
 #include <lowbit/core/float8_linear.h>
+#include <lowbit/core/float8_scale.h>
 #include <lowbit/core/fpx.h>
 #include <lowbit/core/kernel_path.h>
 #include <lowbit/core/scaled_mm.h>
@@ -33,3 +34,9 @@
 #include <lowbit/optim/adamw_lowbit.h>
 #include <lowbit/optim/state_file.h>
 #include <lowbit/qat/qat.h>
+
+// Distributed (c10d process groups, fully_shard): when built with LOWBIT_DISTRIBUTED.
+#if LOWBIT_WITH_DISTRIBUTED
+#include <lowbit/distributed/fully_shard.h>
+#include <lowbit/distributed/process_group.h>
+#endif

@@ -23,7 +23,8 @@ struct Float8LinearConfig {
   bool pad_inner_dim = false;
   // Tensorwise: cast the weight to fp8 again in backward instead of keeping its fp8 copy.
   bool force_recompute_fp8_weight_in_bwd = false;
-  // FSDP2: all-gather weights in fp8 (used by the distributed work; a no-op on one device).
+  // FSDP: all-gather weights as fp8 bytes plus one scale (tensorwise only; Python FSDP2 and
+  // lowbit::distributed::fully_shard). Without FSDP the layer computes exactly as without it.
   bool enable_fsdp_float8_all_gather = false;
   // Power-of-2 scales (exact scaling; the rowwise recipes default to it, as torchao does).
   bool round_scales_to_power_of_2 = false;

@@ -216,4 +216,39 @@ Schema quantize_keys() {
   return s;
 }
 
+Schema distributed_keys() {
+  Schema s;
+  s.key("distributed.enabled", Type::Bool, "false",
+        "train on the ranks torchrun starts (torchrun --nproc_per_node=N ...): each transformer block and the "
+        "rest of the model sharded over them (FSDP); rank r trains on batch step * N + r, rank 0 logs");
+  s.key("distributed.backend", Type::String, "auto",
+        "process group backend: auto (gloo for CPU tensors, nccl for CUDA tensors), gloo, nccl",
+        one_of({"auto", "gloo", "nccl"}));
+  s.key("distributed.shard", Type::Bool, "true",
+        "shard parameters, gradients and optimizer states (FSDP); false: every rank keeps the whole model and "
+        "gradients are all-reduced (data parallel)");
+  s.key("distributed.reshard_after_forward", Type::Bool, "true",
+        "free each block's gathered parameters after forward and gather them again for backward");
+  s.key("distributed.float8_all_gather", Type::Bool, "false",
+        "all-gather float8 weights as fp8 bytes plus one scale, scales precomputed after each step");
+  s.key("distributed.timeout_s", Type::Int, "300", "seconds a rendezvous or a collective may take before it is "
+        "an error", greater_than(0));
+  s.rule({"distributed.float8_all_gather", "float8.enabled", "float8.recipe", "distributed.shard"},
+         [](const Config& c) -> std::string {
+           if (!c.get_bool("distributed.float8_all_gather")) return "";
+           if (!c.has("float8.enabled") || !c.get_bool("float8.enabled")) {
+             return "distributed.float8_all_gather=true needs float8.enabled=true";
+           }
+           if (c.get_string("float8.recipe") != "tensorwise") {
+             return "distributed.float8_all_gather=true needs float8.recipe=tensorwise (a rowwise weight is scaled "
+                    "per row for the forward GEMM but per column for grad_input, across every shard)";
+           }
+           if (!c.get_bool("distributed.shard")) {
+             return "distributed.float8_all_gather=true needs distributed.shard=true (nothing is gathered otherwise)";
+           }
+           return "";
+         });
+  return s;
+}
+
 }  // namespace lowbit::recipes

@@ -18,6 +18,7 @@ Schema data_keys();      // data.*: Debian's fortunes as bytes, batch shape
 Schema train_keys();     // train.*: the loop, schedule, device, outputs
 Schema finetune_keys();  // finetune.*: what to start from and how to fine-tune
 Schema quantize_keys();  // quantize.*: the formats to compare and the generation benchmark
+Schema distributed_keys();  // distributed.*: torchrun ranks, FSDP sharding, float8 all-gather
 
 // The choices of finetune.qat_scheme (the Python recipe maps each to a lowbit.qat config).
 const std::vector<std::string>& qat_scheme_names();

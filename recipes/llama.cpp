@@ -157,7 +157,14 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
   TORCH_CHECK(t <= config.max_seq_len, "Llama: sequence length ", t, " exceeds max_seq_len ", config.max_seq_len);
   at::Tensor h = tok_embeddings->forward(tokens);
   const at::Tensor cos = rope_cos.narrow(0, 0, t).to(h.device()), sin = rope_sin.narrow(0, 0, t).to(h.device());
-  for (const auto& layer : *layers) h = layer->as<TransformerBlockImpl>()->forward(h, cos, sin);
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto* block = layers->ptr(i)->as<TransformerBlockImpl>();
+    if (block_runner) {
+      h = block_runner(i, [&] { return block->forward(h, cos, sin); });
+    } else {
+      h = block->forward(h, cos, sin);
+    }
+  }
   return output->forward(norm->forward(h));
 }
 

@@ -13,6 +13,7 @@
 #include <lowbit/nn/linear.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace lowbit::recipes {
@@ -92,6 +93,9 @@ class LlamaImpl : public torch::nn::Cloneable<LlamaImpl> {
   // tokens: (batch, seq) int64 -> logits (batch, seq, vocab_size), float32.
   at::Tensor forward(const at::Tensor& tokens);
   LlamaConfig config;
+  // Runs block i's forward (the callable); distributed training sets it to run each block
+  // through its fully_shard unit. Unset: blocks run directly.
+  std::function<at::Tensor(size_t, const std::function<at::Tensor()>&)> block_runner;
   torch::nn::Embedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};

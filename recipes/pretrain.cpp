@@ -6,6 +6,7 @@
 #include <lowbit/optim/adamw_lowbit.h>
 #include <lowbit/optim/state_file.h>
 #include <lowbit/recipes/data.h>
+#include <lowbit/recipes/distributed_run.h>
 #include <lowbit/recipes/progress.h>
 #include <lowbit/recipes/recipe.h>
 #include <lowbit/recipes/remove_tree.h>
@@ -124,11 +125,15 @@ int64_t load_checkpoint(const std::string& dir, Llama& model, torch::optim::Opti
 }
 
 double evaluate(Llama& model, const std::vector<std::pair<at::Tensor, at::Tensor>>& batches) {
+  return evaluate(batches, model->output->weight.device(), [&](const at::Tensor& x) { return model->forward(x); });
+}
+
+double evaluate(const std::vector<std::pair<at::Tensor, at::Tensor>>& batches, const at::Device& device,
+                const std::function<at::Tensor(const at::Tensor&)>& forward) {
   torch::NoGradGuard no_grad;
-  const auto device = model->output->weight.device();
   std::vector<at::Tensor> losses;
   for (const auto& [x, y] : batches) {
-    const at::Tensor logits = model->forward(x.to(device));
+    const at::Tensor logits = forward(x.to(device));
     losses.push_back(at::cross_entropy_loss(logits.flatten(0, 1), y.to(device).flatten()));
   }
   return at::stack(losses).mean().item<double>();
@@ -141,44 +146,69 @@ PretrainResult pretrain(const Config& c, bool quiet) {
                       "): torch.compile exists in the Python recipe only (python -m lowbit_recipes.pretrain_llama); "
                       "allowed in C++: false");
   }
+  DistributedRun dist(c);  // rank 0 of 1 unless distributed.enabled
+  quiet = quiet || !dist.is_main();
   const int64_t steps = c.get_int("train.steps"), seed = c.get_int("train.seed");
   const int64_t stop_at = c.get_int("train.stop_at");
   const std::string out_dir = c.get_string("train.output_dir");
-  const at::Device device(c.get_string("train.device"));
+  const at::Device device = dist.device(c.get_string("train.device"));
   const int64_t batch_size = c.get_int("data.batch_size"), seq_len = c.get_int("data.seq_len");
   const double lr = c.get_float("optim.lr"), grad_clip = c.get_float("train.grad_clip");
   const int64_t warmup = c.get_int("train.warmup_steps"), log_every = c.get_int("train.log_every");
   const int64_t eval_every = c.get_int("train.eval_every"), ckpt_every = c.get_int("train.checkpoint_every");
   const double min_lr_ratio = c.get_float("train.min_lr_ratio");
 
-  fs::create_directories(out_dir);
-  std::ofstream(fs::path(out_dir) / "config.yaml") << c.dump();
+  if (dist.is_main()) {
+    fs::create_directories(out_dir);
+    std::ofstream(fs::path(out_dir) / "config.yaml") << c.dump();
+  }
   if (!quiet) std::cout << "# resolved config\n" << c.dump() << std::flush;
 
   const TextSplit split = split_fortunes(load_fortunes(c.get_string("data.fortunes_dir")), c.get_int("data.val_every"));
   const auto val = val_batches(split.val, batch_size, seq_len, c.get_int("train.eval_batches"));
 
-  torch::manual_seed(static_cast<uint64_t>(seed));
+  torch::manual_seed(static_cast<uint64_t>(seed));  // every rank builds the same model
   Llama model(LlamaConfig::from_config(c));
   model->to(device);
   if (c.get_bool("float8.enabled")) {
     float8::Float8LinearConfig f8 = float8::Float8LinearConfig::from_recipe_name(c.get_string("float8.recipe"));
     f8.emulate = c.get_bool("float8.emulate");
+    f8.enable_fsdp_float8_all_gather = dist.float8_all_gather();
     const auto summary = float8::convert_to_float8_training(*model, f8);
     if (!quiet) std::cout << "# float8: " << summary.converted.size() << " linears converted\n";
   }
+  dist.shard(model);  // before the optimizer: it must see the shards
   auto optimizer = make_optimizer(c, model->parameters());
+  if (!quiet && dist.enabled()) {
+    std::cout << "# distributed: " << dist.world_size() << " ranks, "
+              << (c.get_bool("distributed.shard") ? "FSDP per block" : "data parallel")
+              << (dist.float8_all_gather() ? ", float8 all-gather" : "") << "\n";
+  }
 
   PretrainResult result;
   result.checkpoint_dir = (fs::path(out_dir) / "checkpoint").string();
   int64_t step = 0;
   if (c.get_bool("train.resume") && fs::exists(fs::path(result.checkpoint_dir) / "model.safetensors")) {
-    step = load_checkpoint(result.checkpoint_dir, model, *optimizer);
+    if (dist.enabled()) {
+      TORCH_CHECK(DistributedRun::is_sharded_checkpoint(result.checkpoint_dir), "train.resume: checkpoint ",
+                  result.checkpoint_dir, " comes from a single-process run; a distributed run resumes from the "
+                  "checkpoint of a distributed run with the same world size");
+      step = dist.load_checkpoint(result.checkpoint_dir, model, *optimizer);
+    } else {
+      TORCH_CHECK(!DistributedRun::is_sharded_checkpoint(result.checkpoint_dir), "train.resume: checkpoint ",
+                  result.checkpoint_dir, " comes from a distributed run; resume it under torchrun with "
+                  "distributed.enabled=true and the same number of ranks");
+      step = load_checkpoint(result.checkpoint_dir, model, *optimizer);
+    }
     if (!quiet) std::cout << "# resumed from " << result.checkpoint_dir << " at step " << step << "\n";
   }
   result.first_step = step;
-  std::ofstream metrics(fs::path(out_dir) / "metrics.jsonl", step > 0 ? std::ios::app : std::ios::trunc);
-  metrics << std::setprecision(10);
+  std::ofstream metrics;
+  if (dist.is_main()) {
+    metrics.open(fs::path(out_dir) / "metrics.jsonl", step > 0 ? std::ios::app : std::ios::trunc);
+    metrics << std::setprecision(10);
+  }
+  const auto forward = [&](const at::Tensor& x) { return dist.forward(model, x); };
   Progress progress(steps, quiet);
   const int64_t last = stop_at > 0 ? std::min(stop_at, steps) : steps;
   std::vector<at::Tensor> losses;
@@ -186,36 +216,47 @@ PretrainResult pretrain(const Config& c, bool quiet) {
   for (; step < last; ++step) {
     const double step_lr = lr_at(step, lr, warmup, steps, min_lr_ratio);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(step_lr);
-    auto [x, y] = train_batch(split.train, batch_size, seq_len, seed, step);
-    const at::Tensor logits = model->forward(x.to(device));
+    // Rank r takes batch step * world_size + r of the stream: with one rank, the single-process run.
+    auto [x, y] = train_batch(split.train, batch_size, seq_len, seed, step * dist.world_size() + dist.rank());
+    const at::Tensor logits = forward(x.to(device));
     const at::Tensor loss = at::cross_entropy_loss(logits.flatten(0, 1), y.to(device).flatten());
     optimizer->zero_grad();
     loss.backward();
-    if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), grad_clip);
+    if (grad_clip > 0) dist.clip_grad_norm(model, grad_clip);
     optimizer->step();
+    dist.after_optimizer_step();
     losses.push_back(loss.detach());
-    progress.add_tokens(batch_size * seq_len);
+    progress.add_tokens(batch_size * seq_len * dist.world_size());
     if ((step + 1) % log_every == 0 || step + 1 == last) {
-      const double value = loss.item<double>();
+      const double value = dist.mean(loss.item<double>());  // the mean over the ranks' batches
       progress.update(step + 1, value, step_lr);
-      metrics << "{\"step\": " << step + 1 << ", \"loss\": " << value << ", \"lr\": " << step_lr << "}\n";
+      if (dist.is_main()) {
+        metrics << "{\"step\": " << step + 1 << ", \"loss\": " << value << ", \"lr\": " << step_lr << "}\n";
+      }
     }
     if ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == last) {
       model->eval();
-      result.val_loss = evaluate(model, val);
+      result.val_loss = evaluate(val, device, forward);  // every rank, the same batches
       model->train();
       progress.message("step " + std::to_string(step + 1) + ": val loss " + std::to_string(result.val_loss) +
                        ", perplexity " + std::to_string(std::exp(result.val_loss)));
-      metrics << "{\"step\": " << step + 1 << ", \"val_loss\": " << result.val_loss
-              << ", \"val_perplexity\": " << std::exp(result.val_loss) << "}\n";
+      if (dist.is_main()) {
+        metrics << "{\"step\": " << step + 1 << ", \"val_loss\": " << result.val_loss
+                << ", \"val_perplexity\": " << std::exp(result.val_loss) << "}\n";
+      }
     }
     if ((ckpt_every > 0 && (step + 1) % ckpt_every == 0) || step + 1 == last) {
-      save_checkpoint(result.checkpoint_dir, model, *optimizer, step + 1);
+      if (dist.enabled()) {
+        dist.save_checkpoint(result.checkpoint_dir, model, *optimizer, step + 1);
+      } else {
+        save_checkpoint(result.checkpoint_dir, model, *optimizer, step + 1);
+      }
     }
-    metrics.flush();
+    if (dist.is_main()) metrics.flush();
   }
   progress.finish();
   for (const auto& l : losses) result.losses.push_back(l.item<double>());
+  result.rank = dist.rank();
   return result;
 }
 

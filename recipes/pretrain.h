@@ -1,6 +1,7 @@
 // The pretraining recipe behind lowbit-train: a Llama on fortunes with float8 training, AdamW /
 // AdamW8bit / AdamW4bit, gradient clipping, warm-up + cosine, checkpoints with exact resume,
-// validation perplexity and a one-line progress display. python/lowbit/recipes/pretrain_llama.py
+// validation perplexity and a one-line progress display; under torchrun with distributed.enabled,
+// FSDP over the ranks (recipes/distributed_run.h). recipes/python/lowbit_recipes/pretrain_llama.py
 // is the same recipe in Python.
 //
 // Outputs under train.output_dir: config.yaml (the resolved config), metrics.jsonl (one JSON
@@ -14,6 +15,7 @@
 #include <lowbit/recipes/llama.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,12 +43,16 @@ void load_model_weights(const std::string& path, Llama& model);
 
 // Mean cross-entropy over the validation batches (perplexity = exp of it).
 double evaluate(Llama& model, const std::vector<std::pair<at::Tensor, at::Tensor>>& batches);
+// The same through `forward` (tokens on `device` -> logits), e.g. a sharded model's forward.
+double evaluate(const std::vector<std::pair<at::Tensor, at::Tensor>>& batches, const at::Device& device,
+                const std::function<at::Tensor(const at::Tensor&)>& forward);
 
 struct PretrainResult {
-  std::vector<double> losses;  // training loss of each step this run executed
+  std::vector<double> losses;  // training loss of each step this run executed (this rank's batches)
   int64_t first_step = 0;      // the step this run started from (> 0 after a resume)
   double val_loss = 0.0;       // at the end
   std::string checkpoint_dir;
+  int rank = 0;                // this process's rank (distributed.enabled), else 0
 };
 
 // Runs the recipe on a config loaded with the pretrain schema (recipe("pretrain").schema.load).

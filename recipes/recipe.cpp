@@ -6,6 +6,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -50,6 +51,11 @@ std::string pretrain_plan(const Config& c) {
   } else {
     s << "no float8";
   }
+  if (c.get_bool("distributed.enabled")) {
+    s << "; on torchrun's ranks, " << (c.get_bool("distributed.shard") ? "FSDP per block" : "data parallel")
+      << (c.get_bool("distributed.float8_all_gather") ? " with float8 all-gather" : "") << " ("
+      << c.get_string("distributed.backend") << ")";
+  }
   s << "; config.yaml, metrics.jsonl and checkpoint/ go to " << c.get_string("train.output_dir");
   if (c.get_bool("train.resume")) s << " (resuming from its checkpoint when there is one)";
   return s.str();
@@ -83,7 +89,7 @@ std::map<std::string, Recipe> make_recipes() {
                   Schema(),
                   pretrain_plan};
   pretrain.schema.include(model_keys()).include(optim_keys()).include(float8_keys()).include(data_keys());
-  pretrain.schema.include(train_keys());
+  pretrain.schema.include(train_keys()).include(distributed_keys());
   out.emplace(pretrain.name, pretrain);
 
   Recipe finetune{"finetune_then_quantize",
@@ -256,7 +262,8 @@ int recipe_main(const std::string& recipe_name, int argc, char** argv,
     const std::string path = resolve_config(cl.config, dirs);
     const Config config = r.schema.load(path, cl.overrides);
     const std::string plan = plan_text(r, config, path, cl);
-    if (!plan.empty()) std::cout << plan << "\n" << std::flush;
+    const char* rank = std::getenv("RANK");  // under torchrun, rank 0 speaks for the run
+    if (!plan.empty() && (rank == nullptr || std::string(rank) == "0")) std::cout << plan << "\n" << std::flush;
     return body(config, cl);
   } catch (const ConfigError& e) {
     std::cerr << prog << ": " << e.what() << "\n";

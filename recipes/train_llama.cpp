@@ -2,6 +2,7 @@
 //
 //   lowbit-train --config recipes/configs/pretrain_tiny.yaml train.steps=50 optim.name=adamw4bit
 //   lowbit-train --help      # usage and every config key with its type, default and allowed values
+//   torchrun --standalone --nproc_per_node=2 --no-python lowbit-train --config pretrain_tiny distributed.enabled=true
 #include <lowbit/recipes/pretrain.h>
 #include <lowbit/recipes/recipe.h>
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   using namespace lowbit::recipes;
   return recipe_main("pretrain", argc, argv, [](const Config& config, const CommandLine&) {
     const PretrainResult result = pretrain(config);
+    if (result.rank != 0) return 0;  // rank 0 reports for the run
     std::cout << "done: " << result.losses.size() << " steps from step " << result.first_step
               << ", final val loss " << result.val_loss << " (perplexity " << std::exp(result.val_loss) << ")\n"
               << "outputs: " << config.get_string("train.output_dir")

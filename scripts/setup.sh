@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(cmake ninja-build ccache g++ libyaml-cpp-dev libgtest-dev googletest fortunes fortunes-min)
+# libgloo-dev: Gloo's headers, which the wheel's ProcessGroupGloo.hpp includes (lowbit::distributed on CPU).
+apt_packages=(cmake ninja-build ccache g++ libyaml-cpp-dev libgtest-dev googletest fortunes fortunes-min libgloo-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -32,6 +33,8 @@ PY
 # ccache: key on paths relative to the checkout so fresh clones reuse earlier objects.
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 export LOWBIT_BUILD_TESTS="${LOWBIT_BUILD_TESTS:-ON}"
+# The distributed tests run on Gloo ranks: a Gloo that does not build is a setup failure, not a skip.
+export LOWBIT_GLOO="${LOWBIT_GLOO:-ON}"
 start=$(date +%s)
 python3 -m pip install --no-build-isolation --no-deps -q . 
 echo "[setup] built and installed lowbit in $(( $(date +%s) - start )) s (build dir build/wheel)"

@@ -29,4 +29,12 @@ at::Tensor float8_linear(const at::Tensor& input, const at::Tensor& weight, cons
   return op.call(input, weight, bias, recipe, emulate, round_scales_to_power_of_2, recompute_weight_in_bwd);
 }
 
+at::Tensor float8_linear_precast(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_fp8,
+                                 const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias, bool emulate,
+                                 bool round_scales_to_power_of_2) {
+  static auto op = ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                           const std::optional<at::Tensor>&, bool, bool)>("lowbit::float8_linear_precast");
+  return op.call(input, weight, weight_fp8, weight_scale, bias, emulate, round_scales_to_power_of_2);
+}
+
 }  // namespace lowbit::core

@@ -30,4 +30,14 @@ at::Tensor float8_linear(const at::Tensor& input, const at::Tensor& weight, cons
                          const std::string& recipe = "tensorwise", bool emulate = false,
                          bool round_scales_to_power_of_2 = false, bool recompute_weight_in_bwd = false);
 
+// The tensorwise float8 linear for a weight that is already cast: weight_fp8 (N, K) e4m3 with its
+// one-element float32 weight_scale (FSDP's float8 all-gather gathers exactly these). The forward and
+// grad_input GEMMs use weight_fp8 as it is (no second cast); input and grad_output are cast as in
+// float8_linear(recipe="tensorwise"), so with weight_fp8, weight_scale = cast_to_float8(W, e4m3,
+// "tensor") both ops compute the same bits. `weight` (N, K) only carries the autograd edge and the
+// gradient's dtype: its values are never read, so a zero-stride placeholder will do.
+at::Tensor float8_linear_precast(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_fp8,
+                                 const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias,
+                                 bool emulate = false, bool round_scales_to_power_of_2 = false);
+
 }  // namespace lowbit::core

@@ -8,6 +8,11 @@
 // Tensorwise scales serve every reduction dim, so its fp8 copies of x and W are reused in
 // backward; row-wise scales differ per GEMM, so rowwise keeps x and W in high precision and casts
 // each operand for its GEMM (as torchao does).
+//
+// lowbit::float8_linear_precast is the tensorwise formula for a weight that arrives already in fp8
+// with its scale (FSDP's float8 all-gather casts each shard with the whole weight's scale): the
+// forward and grad_input GEMMs use those bytes as they are, no second cast; the gradient goes to
+// the high-precision `weight` argument, whose values are never read.
 #include <lowbit/core/float8_linear.h>
 
 #include <ATen/ops/matmul.h>
@@ -65,6 +70,20 @@ at::Tensor forward_gemm(const at::Tensor& x2, const at::Tensor& weight, const st
   const at::Tensor w_scale = recipe == Float8Recipe::Tensorwise ? w_fp8->scale : w_fp8->scale.t();
   return core::scaled_mm(x_fp8->data, w_fp8->data.t(), x_fp8->scale, w_scale, bias, x2.scalar_type(),
                          /*use_fast_accum=*/true, emulate);
+}
+
+// The tensorwise backward GEMMs from the saved fp8 x and W: (grad_input, grad_weight).
+std::pair<at::Tensor, at::Tensor> tensorwise_backward_gemms(const at::Tensor& g2, const Fp8& x, const Fp8& w,
+                                                            bool emulate, bool pow2) {
+  const at::ScalarType dtype = g2.scalar_type();
+  const Fp8 g = cast(g2, grad_dtype(Float8Recipe::Tensorwise), "tensor", pow2);
+  at::Tensor grad_input = core::scaled_mm(g.data, w.data, g.scale, w.scale, std::nullopt, dtype, false, emulate);
+  at::Tensor grad_weight = core::scaled_mm(g.data.t(), x.data, g.scale, x.scale, std::nullopt, dtype, false, emulate);
+  return {grad_input, grad_weight};
+}
+
+at::Tensor grad_bias_of(const at::Tensor& g2, const c10::IValue& bias_dtype) {
+  return bias_dtype.isNone() ? at::Tensor() : g2.sum(0).to(bias_dtype.toScalarType());
 }
 
 // (..., K) -> (..., N) and back: `like`'s shape with its last dim replaced.
@@ -128,9 +147,7 @@ class Float8LinearFunction : public torch::autograd::Function<Float8LinearFuncti
     if (r == Float8Recipe::Tensorwise) {
       const Fp8 x{saved[0], saved[1]};
       const Fp8 w = saved[2].defined() ? cast(saved[2], at::kFloat8_e4m3fn, "tensor", pow2) : Fp8{saved[3], saved[4]};
-      const Fp8 g = cast(g2, grad_dtype(r), "tensor", pow2);
-      grad_input = core::scaled_mm(g.data, w.data, g.scale, w.scale, std::nullopt, dtype, false, emulate);
-      grad_weight = core::scaled_mm(g.data.t(), x.data, g.scale, x.scale, std::nullopt, dtype, false, emulate);
+      std::tie(grad_input, grad_weight) = tensorwise_backward_gemms(g2, x, w, emulate, pow2);
     } else {
       const at::Tensor& x2 = saved[0];
       const at::Tensor& w = saved[2];
@@ -147,8 +164,7 @@ class Float8LinearFunction : public torch::autograd::Function<Float8LinearFuncti
                                       dtype, false, emulate);
       }
     }
-    const c10::IValue bias_dtype = ctx->saved_data["bias_dtype"];
-    const at::Tensor grad_bias = bias_dtype.isNone() ? at::Tensor() : g2.sum(0).to(bias_dtype.toScalarType());
+    const at::Tensor grad_bias = grad_bias_of(g2, ctx->saved_data["bias_dtype"]);
     return {grad_input.reshape_symint(with_last_dim(grad_out, grad_input.sym_size(1))), grad_weight.to(weight_dtype),
             grad_bias,
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -162,14 +178,102 @@ at::Tensor float8_linear_autograd(const at::Tensor& input, const at::Tensor& wei
                                      recompute_weight_in_bwd);
 }
 
+// ---- float8_linear_precast: the tensorwise formula with the weight already in fp8 ----------
+
+void check_precast_args(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_fp8,
+                        const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
+  check_float8_linear_args(input, weight, bias);
+  TORCH_CHECK(weight_fp8.scalar_type() == at::kFloat8_e4m3fn,
+              "float8_linear_precast: weight_fp8 must be float8_e4m3fn (the tensorwise recipe's weight dtype), got ",
+              weight_fp8.scalar_type());
+  TORCH_CHECK(weight_fp8.dim() == 2, "float8_linear_precast: weight_fp8 must be 2-D, got ", weight_fp8.sym_sizes());
+  TORCH_SYM_CHECK(weight_fp8.sym_size(0).sym_eq(weight.sym_size(0)).sym_and(
+                      weight_fp8.sym_size(1).sym_eq(weight.sym_size(1))),
+                  "float8_linear_precast: weight_fp8 has shape ", weight_fp8.sym_sizes(), ", weight has ",
+                  weight.sym_sizes());
+  TORCH_CHECK(weight_scale.scalar_type() == at::kFloat, "float8_linear_precast: weight_scale must be float32, got ",
+              weight_scale.scalar_type());
+  TORCH_SYM_CHECK(weight_scale.sym_numel().sym_eq(1),
+                  "float8_linear_precast: weight_scale must hold one value (tensorwise), got shape ",
+                  weight_scale.sym_sizes());
+}
+
+at::Tensor precast_forward_gemm(const at::Tensor& x2, const Fp8& w, const std::optional<at::Tensor>& bias,
+                                bool emulate, bool pow2, Fp8* x_fp8) {
+  *x_fp8 = cast(x2, at::kFloat8_e4m3fn, "tensor", pow2);
+  return core::scaled_mm(x_fp8->data, w.data.t(), x_fp8->scale, w.scale, bias, x2.scalar_type(),
+                         /*use_fast_accum=*/true, emulate);
+}
+
+at::Tensor float8_linear_precast_forward(const at::Tensor& input, const at::Tensor& weight,
+                                         const at::Tensor& weight_fp8, const at::Tensor& weight_scale,
+                                         const std::optional<at::Tensor>& bias, bool emulate,
+                                         bool round_scales_to_power_of_2) {
+  check_precast_args(input, weight, weight_fp8, weight_scale, bias);
+  const at::Tensor x2 = input.reshape_symint({-1, input.sym_size(-1)});
+  Fp8 x_fp8;
+  const at::Tensor out = precast_forward_gemm(x2, {weight_fp8, weight_scale.reshape({})}, bias, emulate,
+                                              round_scales_to_power_of_2, &x_fp8);
+  return out.reshape_symint(with_last_dim(input, weight.sym_size(0)));
+}
+
+class Float8LinearPrecastFunction : public torch::autograd::Function<Float8LinearPrecastFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            const at::Tensor& weight_fp8, const at::Tensor& weight_scale,
+                            const std::optional<at::Tensor>& bias, bool emulate, bool pow2) {
+    check_precast_args(input, weight, weight_fp8, weight_scale, bias);
+    const at::Tensor x2 = input.reshape_symint({-1, input.sym_size(-1)});
+    const Fp8 w{weight_fp8, weight_scale.reshape({})};
+    Fp8 x_fp8;
+    const at::Tensor out = precast_forward_gemm(x2, w, bias, emulate, pow2, &x_fp8);
+    ctx->saved_data["emulate"] = emulate;
+    ctx->saved_data["pow2"] = pow2;
+    ctx->saved_data["bias_dtype"] = bias.has_value() ? c10::IValue(bias->scalar_type()) : c10::IValue();
+    ctx->saved_data["weight_dtype"] = weight.scalar_type();
+    // The gathered fp8 weight serves grad_input as it is; `weight` itself is not saved.
+    ctx->save_for_backward({x_fp8.data, x_fp8.scale, w.data, w.scale});
+    return out.reshape_symint(with_last_dim(input, weight.sym_size(0)));
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& grad_out = grads[0];
+    const at::Tensor g2 = grad_out.reshape_symint({-1, grad_out.sym_size(-1)});
+    auto [grad_input, grad_weight] = tensorwise_backward_gemms(g2, {saved[0], saved[1]}, {saved[2], saved[3]},
+                                                               ctx->saved_data["emulate"].toBool(),
+                                                               ctx->saved_data["pow2"].toBool());
+    const at::Tensor grad_bias = grad_bias_of(g2, ctx->saved_data["bias_dtype"]);
+    return {grad_input.reshape_symint(with_last_dim(grad_out, grad_input.sym_size(1))),
+            grad_weight.to(ctx->saved_data["weight_dtype"].toScalarType()),
+            at::Tensor(), at::Tensor(), grad_bias, at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor float8_linear_precast_autograd(const at::Tensor& input, const at::Tensor& weight,
+                                          const at::Tensor& weight_fp8, const at::Tensor& weight_scale,
+                                          const std::optional<at::Tensor>& bias, bool emulate,
+                                          bool round_scales_to_power_of_2) {
+  return Float8LinearPrecastFunction::apply(input, weight, weight_fp8, weight_scale, bias, emulate,
+                                            round_scales_to_power_of_2);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(lowbit, m) {
   m.def("float8_linear(Tensor input, Tensor weight, Tensor? bias=None, str recipe=\"tensorwise\", "
         "bool emulate=False, bool round_scales_to_power_of_2=False, bool recompute_weight_in_bwd=False) -> Tensor");
+  m.def("float8_linear_precast(Tensor input, Tensor weight, Tensor weight_fp8, Tensor weight_scale, "
+        "Tensor? bias=None, bool emulate=False, bool round_scales_to_power_of_2=False) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) { m.impl("float8_linear", &float8_linear_forward); }
-TORCH_LIBRARY_IMPL(lowbit, Autograd, m) { m.impl("float8_linear", &float8_linear_autograd); }
+TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) {
+  m.impl("float8_linear", &float8_linear_forward);
+  m.impl("float8_linear_precast", &float8_linear_precast_forward);
+}
+TORCH_LIBRARY_IMPL(lowbit, Autograd, m) {
+  m.impl("float8_linear", &float8_linear_autograd);
+  m.impl("float8_linear_precast", &float8_linear_precast_autograd);
+}
 
 }  // namespace lowbit::ops

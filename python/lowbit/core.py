@@ -33,6 +33,28 @@ def cast_to_float8(
     return _ops.cast_to_float8(x, dtype, granularity, power_of_2_scale)
 
 
+def float8_amax(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Absolute maximum of each tensor's finite values as a float32 tensor of shape ``(len(xs),)``
+    (±inf and NaN skipped, 0 for an empty tensor): the amax ``cast_to_float8(x, granularity="tensor")`` scales with.
+    With :func:`float8_amax_to_scale` and :func:`cast_to_float8_with_scale` it splits that cast
+    into steps, so a collective (all-reduce MAX of shards' amaxes) can sit between them."""
+    return _ops.float8_amax(list(xs))
+
+
+def float8_amax_to_scale(amax: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn, *,
+                         power_of_2_scale: bool = False) -> torch.Tensor:
+    """Elementwise float8 dequantization scales ``max(amax, 1e-12) / max_finite(dtype)`` for float32
+    ``amax`` (rounded up to a power of 2 if asked): cast_to_float8's scale rule."""
+    return _ops.float8_amax_to_scale(amax, dtype, power_of_2_scale)
+
+
+def cast_to_float8_with_scale(x: torch.Tensor, scale: torch.Tensor,
+                              dtype: torch.dtype = torch.float8_e4m3fn) -> torch.Tensor:
+    """Casts ``x`` to ``dtype`` with a given one-element float32 ``scale`` (saturating, NaN kept):
+    cast_to_float8's cast once the scale is known."""
+    return _ops.cast_to_float8_with_scale(x, scale, dtype)
+
+
 def fpx_encode(x: torch.Tensor, ebits: int, mbits: int) -> torch.Tensor:
     """Encodes ``x`` as fpX_e{ebits}m{mbits} codes, one per ``uint8`` (round-to-nearest-even,
     saturating: ±inf gives ± the largest code; with subnormals; no inf/NaN codes, so NaN gives
@@ -157,6 +179,9 @@ def reset_kernel_path_counts() -> None:
 __all__ = [  # the ops (the diagnostics above are not ops, and not listed)
     "scaled_mm",
     "cast_to_float8",
+    "float8_amax",
+    "float8_amax_to_scale",
+    "cast_to_float8_with_scale",
     "fpx_encode",
     "fpx_decode",
     "choose_qparams_affine",

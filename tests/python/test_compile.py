@@ -34,6 +34,11 @@ def _cases():
                 cases.append(("cast_to_float8", (x3, dtype, granularity, pow2)))
     cases.append(("cast_to_float8", (x2.bfloat16(), torch.float8_e4m3fn, "row", False)))
     cases.append(("cast_to_float8", (torch.randn(40, generator=g).half(), torch.float8_e5m2, "tensor", False)))
+    cases.append(("float8_amax", ([x3, x2.bfloat16(), torch.empty(0)],)))
+    cases.append(("float8_amax_to_scale", (torch.tensor([0.0, 3.0, 1e30]), torch.float8_e4m3fn, False)))
+    cases.append(("float8_amax_to_scale", (torch.tensor([[0.5, 7.0]]), torch.float8_e5m2, True)))
+    cases.append(("cast_to_float8_with_scale", (x3, torch.tensor(0.01), torch.float8_e4m3fn)))
+    cases.append(("cast_to_float8_with_scale", (x2.half(), torch.tensor([2.0]), torch.float8_e5m2)))
     cases.append(("fpx_encode", (x2, 3, 2)))
     cases.append(("fpx_encode", (x3.bfloat16(), 2, 1)))
     codes6 = torch.randint(0, 64, (8, 16), generator=g, dtype=torch.int32).to(torch.uint8)
@@ -64,6 +69,9 @@ def _cases():
 CASES = _cases()
 CORE_OPS = {
     "cast_to_float8",
+    "float8_amax",
+    "float8_amax_to_scale",
+    "cast_to_float8_with_scale",
     "fpx_encode",
     "fpx_decode",
     "choose_qparams_affine",

@@ -5,19 +5,23 @@ from typing import Optional
 import torch
 
 from .config import Float8LinearConfig
+from .fsdp import Float8AllGatherWeight, Float8GatheredWeight
 
 
 class Float8Linear(torch.nn.Linear):
     """``nn.Linear`` with the float8 training forward/backward of ``torch.ops.lowbit.float8_linear``.
 
     Same parameters (``weight``, ``bias``) in the same dtypes, so state_dicts move freely between
-    converted and plain models; the master weight stays in its own dtype.
+    converted and plain models; the master weight stays in its own dtype. With
+    ``config.enable_fsdp_float8_all_gather`` the weight is a :class:`Float8AllGatherWeight` (it acts
+    as the plain tensor it wraps; under FSDP2 its shards are all-gathered as float8 bytes).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None,
                  *, config: Optional[Float8LinearConfig] = None):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.set_config(config if config is not None else Float8LinearConfig())
+        self._wrap_weight_for_fsdp()
 
     def set_config(self, config: Float8LinearConfig) -> None:
         """Installs ``config``; its fields are copied to plain attributes so torch.compile reads constants."""
@@ -36,9 +40,20 @@ class Float8Linear(torch.nn.Linear):
             new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None, config=config)
         new.weight = mod.weight
         new.bias = mod.bias
+        new._wrap_weight_for_fsdp()
         return new
 
+    def _wrap_weight_for_fsdp(self) -> None:
+        # A new Parameter object over the same storage: build optimizers after converting.
+        if self.config.enable_fsdp_float8_all_gather and not isinstance(self.weight, Float8AllGatherWeight):
+            self.weight = torch.nn.Parameter(Float8AllGatherWeight(self.weight.detach(), self._pow2),
+                                             requires_grad=self.weight.requires_grad)
+
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.weight, Float8GatheredWeight):  # FSDP2 gathered it in fp8: no second cast
+            w = self.weight
+            return torch.ops.lowbit.float8_linear_precast(input, w, w._data, w._scale, self.bias, self._emulate,
+                                                          self._pow2)
         return torch.ops.lowbit.float8_linear(input, self.weight, self.bias, self._recipe, self._emulate,
                                               self._pow2, self._recompute_weight)
 

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ..distributed.dtensor import local_tensor, shard_state_key
+
 _STATE_KEYS = ("step", "exp_avg", "exp_avg_scale", "exp_avg_sq", "exp_avg_sq_scale")
 
 
@@ -79,7 +81,7 @@ class _AdamWLowBit(Optimizer):
 
     def _init_state(self, p: Tensor, group: Dict[str, Any]) -> Dict[str, Tensor]:
         tensors = torch.ops.lowbit.adamw_lowbit_init_state(
-            p.detach(), self.state_format, group["block_size"], group["min_quantized_size"]
+            local_tensor(p).detach(), self.state_format, group["block_size"], group["min_quantized_size"]
         )
         return dict(zip(_STATE_KEYS, tensors))
 
@@ -103,8 +105,9 @@ class _AdamWLowBit(Optimizer):
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p, group))
-                lists["params"].append(p)
-                lists["grads"].append(p.grad)
+                # FSDP2 DTensor parameters: the op steps this rank's shard (state per shard).
+                lists["params"].append(local_tensor(p))
+                lists["grads"].append(local_tensor(p.grad))
                 for k in _STATE_KEYS:
                     lists[k].append(state[k])
             if not lists["params"]:
@@ -132,14 +135,37 @@ class _AdamWLowBit(Optimizer):
             torch.autograd.graph.increment_version(lists["params"])
         return loss
 
+    def state_dict(self) -> Dict[str, Any]:
+        """As ``torch.optim.Optimizer.state_dict``; the state of a DTensor (FSDP2) parameter is this
+        rank's shard state, under keys ``"<name>@rank<r>"`` (see ``lowbit.distributed.dtensor``)."""
+        sd = super().state_dict()
+        params = list(chain.from_iterable(g["params"] for g in self.param_groups))
+        ids = list(chain.from_iterable(g["params"] for g in sd["param_groups"]))
+        for pid, p in zip(ids, params):
+            if pid in sd["state"]:
+                sd["state"][pid] = {shard_state_key(k, p): v for k, v in sd["state"][pid].items()}
+        return sd
+
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """As ``torch.optim.Optimizer.load_state_dict``, but keeps every state tensor's dtype
         (the base class casts floating state to the parameter's dtype, which would corrupt fp8
         codes and fp32 moments of bf16 parameters) and moves all of them, ``step`` included,
-        to the parameter's device."""
+        to the parameter's device. A DTensor parameter takes the state saved for this rank."""
+        saved_ids = list(chain.from_iterable(g["params"] for g in state_dict["param_groups"]))
+        params = list(chain.from_iterable(g["params"] for g in self.param_groups))
+        state = dict(state_dict["state"])
+        for pid, p in zip(saved_ids, params):
+            if pid in state:
+                saved = state[pid]
+                want = {shard_state_key(k, p): k for k in _STATE_KEYS}
+                missing = [k for k in want if k not in saved]
+                if missing:
+                    raise KeyError(f"{type(self).__name__}.load_state_dict: parameter {pid} has no state "
+                                   f"{missing} (saved keys: {sorted(saved)}); a sharded state loads on the same "
+                                   "world size and ranks it was saved from")
+                state[pid] = {want[k]: v for k, v in saved.items() if k in want}
+        state_dict = {**state_dict, "state": state}
         super().load_state_dict(state_dict)
-        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
-        params = chain.from_iterable(g["params"] for g in self.param_groups)
         for pid, p in zip(saved_ids, params):
             if pid in state_dict["state"]:
                 self.state[p] = {

@@ -4,6 +4,7 @@ exit status 2, nothing created), print what the run is about to do."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -22,6 +23,6 @@ def start(recipe: str, prog: str, argv: Sequence[str] | None = None, quiet: bool
     if "help" in run:
         print(run["help"], end="")
         return 0
-    if run["plan"] and not quiet:
+    if run["plan"] and not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         print(run["plan"], flush=True)
     return run
