@@ -114,7 +114,21 @@ def scaled_mm(
     return _ops.scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, emulate)
 
 
+def prune_2_4(x: torch.Tensor, algorithm: str = "largest_abs") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Prunes a 2-D ``x`` to 2:4; returns ``(values, mask)``: ``values`` is ``x`` where the bool
+    ``mask`` is set and +0 elsewhere.
+
+    ``algorithm``: ``"largest_abs"`` (default) and ``"largest"`` (signed) keep at most 2 per row
+    AND per column of every aligned 4x4 tile (the transpose is 2:4 too; rows and columns multiples
+    of 4), greedily from the largest; ``"largest_abs_rows"`` keeps the 2 largest magnitudes of each
+    group of 4 along a row (columns a multiple of 4). NaN ranks above every number; ties go to the
+    element earlier in row-major order, identically on CPU and CUDA.
+    """
+    return _ops.prune_2_4(x, algorithm)
+
+
 __all__ = [
+    "prune_2_4",
     "scaled_mm",
     "cast_to_float8",
     "fpx_encode",
