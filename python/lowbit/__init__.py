@@ -14,6 +14,7 @@ from . import float8
 from . import optim
 from . import inference
 from . import qat
+from . import sparse
 from .inference import autoquant, load_quantized, quantize_, save_quantized
 
 __version__: str = _C.version()
@@ -36,7 +37,7 @@ def build_info() -> dict:
     }
 
 
-__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "quantize_", "autoquant", "save_quantized", "load_quantized"]
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "sparse", "quantize_", "autoquant", "save_quantized", "load_quantized"]
 
 
 def __getattr__(name: str):

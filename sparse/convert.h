@@ -1,0 +1,33 @@
+// convert_to_semi_sparse_training: make the lowbit::nn::Linear layers of a model train with 2:4
+// sparsity, and swap_semi_sparse_linear_with_linear: make them dense again (e.g. for the last part
+// of a sparse-then-dense schedule).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <lowbit/nn/convert.h>
+#include <lowbit/sparse/config.h>
+
+namespace lowbit::sparse {
+
+// Why convert_to_semi_sparse_training leaves a layer of (out_features, in_features) on `device`
+// dense, or nullopt to convert it: first the shape rule of the 2:4 ops
+// (core::semi_sparse_unsupported_reason), then, when the caller gave no filter of its own, the
+// default filter: only shapes measured faster than dense on a GPU (sparse/speed_table.h). Both
+// faces decide with this function.
+std::optional<std::string> semi_sparse_skip_reason(const SemiSparseTrainingConfig& config, int64_t out_features,
+                                                   int64_t in_features, c10::DeviceType device, bool user_filter);
+
+// Installs the 2:4 method on every lowbit::nn::Linear that semi_sparse_skip_reason accepts and
+// `filter` selects (a given filter replaces the measured-faster default; the shape rule always
+// holds). Layers already semi-sparse are skipped. Returns what was converted and skipped, and why.
+// All-or-nothing: on error the model is unchanged.
+nn::ConvertSummary convert_to_semi_sparse_training(torch::nn::Module& model, const SemiSparseTrainingConfig& config = {},
+                                                   const nn::LinearFilter& filter = nullptr);
+
+// Restores the plain (dense) method on every semi-sparse lowbit::nn::Linear; the weights are the
+// dense master weights, untouched.
+nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model);
+
+}  // namespace lowbit::sparse
