@@ -22,3 +22,4 @@ echo "== benchmarks (smoke run on CPU) =="
 python3 benchmarks/bench_float8_cast.py --device cpu --quick --out build/bench_smoke/float8_cast.json
 python3 benchmarks/bench_float8_linear.py --device cpu --quick --out build/bench_smoke/float8_linear.json
 python3 benchmarks/bench_quantize.py --device cpu --quick --out build/bench_smoke/quantize.json
+python3 benchmarks/bench_sparse.py --device cpu --quick --out build/bench_smoke/sparse.json

@@ -23,20 +23,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include <lowbit/core/host_device.h>
 
 namespace lowbit::core {
-
-// Whether (a at position ia) ranks above (b at position ib); K is float or double. NaN first,
-// then larger keys, then the lower position.
-template <typename K>
-LOWBIT_HD bool prune_ranks_above(K a, int ia, K b, int ib) {
-  const bool a_nan = a != a, b_nan = b != b;
-  if (a_nan || b_nan) return a_nan && (!b_nan || ia < ib);
-  if (a != b) return a > b;
-  return ia < ib;
-}
 
 // The ranking key of one value: its magnitude or the value itself (NaN stays NaN).
 template <typename K>
@@ -44,32 +35,63 @@ LOWBIT_HD K prune_key(K v, bool by_magnitude) {
   return by_magnitude && v < K(0) ? -v : v;
 }
 
-// The greedy transposable choice for one 4x4 tile of keys (row-major, key[4 * row + col]).
-// Returns the kept elements as bits (bit 4 * row + col). Picking the highest-ranked element that
-// still fits, again and again, keeps exactly what the rank-order walk keeps: an element skipped in
-// that walk had a full row or column, and counts only grow.
-template <typename K>
-LOWBIT_HD uint32_t prune_tile_4x4(const K (&key)[16]) {
-  uint32_t kept = 0;
-  uint32_t row_count = 0, col_count = 0;  // 2 bits per row / column
-  for (int step = 0; step < 8; ++step) {
-    int best = -1;
-    K best_key = K(0);
+// A key as an unsigned integer that sorts in rank order: NaN above everything, -0 equal to +0,
+// otherwise the float order (the sign-magnitude bits flipped into an unsigned order). Integer
+// compares make the ranking branch-free.
+LOWBIT_HD uint32_t prune_order_key(float k) {
+  if (k != k) return 0xFFFFFFFFu;
+  k = k + 0.0f;  // -0 -> +0
+#if defined(__CUDA_ARCH__)
+  const uint32_t b = __float_as_uint(k);
+#else
+  uint32_t b;
+  std::memcpy(&b, &k, sizeof(b));
+#endif
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+LOWBIT_HD uint64_t prune_order_key(double k) {
+  if (k != k) return ~uint64_t(0);
+  k = k + 0.0;
+#if defined(__CUDA_ARCH__)
+  const uint64_t b = static_cast<uint64_t>(__double_as_longlong(k));
+#else
+  uint64_t b;
+  std::memcpy(&b, &k, sizeof(b));
+#endif
+  const uint64_t sign = uint64_t(1) << 63;
+  return (b & sign) ? ~b : (b | sign);
+}
+
+// Rank of element i among n (0 = highest): the elements with a larger key, or an equal key at a
+// lower position, rank above it.
+template <int N, typename U>
+LOWBIT_HD int prune_rank(const U (&u)[N], int i) {
+  int rank = 0;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-    for (int j = 0; j < 16; ++j) {
-      const int r = j >> 2, c = j & 3;
-      const bool free = !((kept >> j) & 1u) && ((row_count >> (2 * r)) & 3u) < 2 && ((col_count >> (2 * c)) & 3u) < 2;
-      if (free && (best < 0 || prune_ranks_above(key[j], j, best_key, best))) {
-        best = j;
-        best_key = key[j];
-      }
-    }
-    if (best < 0) break;
-    kept |= 1u << best;
-    row_count += 1u << (2 * (best >> 2));
-    col_count += 1u << (2 * (best & 3));
+  for (int j = 0; j < N; ++j) rank += static_cast<int>((u[j] > u[i]) | ((u[j] == u[i]) & (j < i)));
+  return rank;
+}
+
+// The greedy transposable choice for one 4x4 tile of keys (row-major, key[4 * row + col]).
+// Returns the kept elements as bits (bit 4 * row + col).
+template <typename K>
+LOWBIT_HD uint32_t prune_tile_4x4(const K (&key)[16]) {
+  using U = decltype(prune_order_key(K()));
+  U u[16];
+  for (int i = 0; i < 16; ++i) u[i] = prune_order_key(key[i]);
+  uint8_t order[16];  // order[rank] = element
+  for (int i = 0; i < 16; ++i) order[prune_rank(u, i)] = static_cast<uint8_t>(i);
+  uint32_t kept = 0, row_count = 0, col_count = 0;  // 2 bits per row / column
+  for (int r = 0; r < 16; ++r) {
+    const int i = order[r];
+    const int row_shift = 2 * (i >> 2), col_shift = 2 * (i & 3);
+    const uint32_t keep = static_cast<uint32_t>((((row_count >> row_shift) & 3u) < 2) & (((col_count >> col_shift) & 3u) < 2));
+    kept |= keep << i;
+    row_count += keep << row_shift;
+    col_count += keep << col_shift;
   }
   return kept;
 }
@@ -77,18 +99,11 @@ LOWBIT_HD uint32_t prune_tile_4x4(const K (&key)[16]) {
 // The two highest-ranked of one group of 4 keys, as bits (bit i = element i).
 template <typename K>
 LOWBIT_HD uint32_t prune_group_of_4(const K (&key)[4]) {
+  using U = decltype(prune_order_key(K()));
+  U u[4];
+  for (int i = 0; i < 4; ++i) u[i] = prune_order_key(key[i]);
   uint32_t kept = 0;
-  for (int step = 0; step < 2; ++step) {
-    int best = -1;
-    K best_key = K(0);
-    for (int j = 0; j < 4; ++j) {
-      if (!((kept >> j) & 1u) && (best < 0 || prune_ranks_above(key[j], j, best_key, best))) {
-        best = j;
-        best_key = key[j];
-      }
-    }
-    kept |= 1u << best;
-  }
+  for (int i = 0; i < 4; ++i) kept |= static_cast<uint32_t>(prune_rank(u, i) < 2) << i;
   return kept;
 }
 

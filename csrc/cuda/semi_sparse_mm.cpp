@@ -57,7 +57,8 @@ at::Tensor semi_sparse_mm_cuda(const at::Tensor& sparse, const at::Tensor& dense
   if (!aligned_16(a)) a = a.clone();
   // Dense: contiguous (k, n) or a transposed contiguous (n, k), 16-byte aligned.
   at::Tensor b = pad_2d(dense, kp, np);  // a fresh contiguous tensor when padded
-  if (!(b.is_contiguous() || b.t().is_contiguous()) || !aligned_16(b)) b = b.contiguous().clone();
+  if (!(b.is_contiguous() || b.t().is_contiguous())) b = b.contiguous();
+  if (!aligned_16(b)) b = b.clone(at::MemoryFormat::Contiguous);
   std::optional<at::Tensor> bias_p;
   if (bias.has_value()) bias_p = mp == m ? bias->contiguous() : at::constant_pad_nd(*bias, {0, mp - m}, 0);
 
