@@ -18,6 +18,7 @@
 #include <lowbit/core/quantized_linear.h>
 #include <lowbit/core/scaled_mm.h>
 #include <lowbit/core/semi_sparse_linear.h>
+#include <lowbit/core/sparse_2_4.h>
 #include <lowbit/io/safetensors.h>
 #include <lowbit/nn/convert.h>
 #include <lowbit/nn/linear.h>

@@ -127,7 +127,24 @@ def prune_2_4(x: torch.Tensor, algorithm: str = "largest_abs") -> Tuple[torch.Te
     return _ops.prune_2_4(x, algorithm)
 
 
+def compress_2_4(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The portable 2:4 compressed form of a 2-D ``x`` with at most 2 nonzeros per aligned group of
+    4 along its rows (``prune_2_4``'s values): ``(values, meta)``, ``values`` ``(rows, cols / 2)`` the
+    2 stored values of each group in position order, ``meta`` ``(rows, cols / 8)`` uint8 with one
+    4-bit code per group (``pos0 | pos1 << 2``, pos0 < pos1; even group in the low nibble). Groups
+    with fewer than 2 nonzeros also store their lowest zero positions, so the round trip is exact.
+    ``cols`` a multiple of 8; float32, float64, bfloat16, float16 or int8."""
+    return _ops.compress_2_4(x)
+
+
+def decompress_2_4(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`compress_2_4`: the dense ``(rows, cols)`` tensor, +0 where nothing is stored."""
+    return _ops.decompress_2_4(values, meta)
+
+
 __all__ = [
+    "compress_2_4",
+    "decompress_2_4",
     "prune_2_4",
     "scaled_mm",
     "cast_to_float8",

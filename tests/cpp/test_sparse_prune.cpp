@@ -16,6 +16,7 @@
 #include <limits>
 
 #include <lowbit/core/prune_2_4.h>
+#include <lowbit/core/sparse_2_4.h>
 
 #include "expect_error.h"
 
@@ -80,3 +81,15 @@ TEST(Prune24, ErrorsNameTheArgument) {
 }
 
 }  // namespace
+
+TEST(Compress24, RoundTripOfAPrunedWeightAndItsTranspose) {
+  at::manual_seed(2);
+  auto [pruned, mask] = prune_2_4(at::randn({32, 64}));
+  auto [values, meta] = lowbit::core::compress_2_4(pruned);
+  EXPECT_EQ(values.sizes(), (std::vector<int64_t>{32, 32}));
+  EXPECT_EQ(meta.sizes(), (std::vector<int64_t>{32, 8}));
+  EXPECT_TRUE(at::equal(lowbit::core::decompress_2_4(values, meta), pruned));
+  auto [tv, tm] = lowbit::core::compress_2_4(pruned.t());
+  EXPECT_TRUE(at::equal(lowbit::core::decompress_2_4(tv, tm), pruned.t()));
+  expect_error([] { lowbit::core::compress_2_4(at::ones({2, 8})); }, "not 2:4 along its rows");
+}

@@ -78,6 +78,8 @@ CORE_OPS = {
 CHECKED_ELSEWHERE = {
     "scaled_mm": "tests/python/test_float8_training.py::test_opcheck_float8_ops",
     "prune_2_4": "tests/python/test_sparse_prune.py::test_opcheck",
+    "compress_2_4": "tests/python/test_sparse_prune.py::test_compress_opcheck",
+    "decompress_2_4": "tests/python/test_sparse_prune.py::test_compress_opcheck",
 }
 
 

@@ -217,3 +217,78 @@ def test_cuda_prune_of_a_large_weight_is_transposable():
     _, mask = prune_2_4(w)
     assert mask.reshape(-1, 4).sum(1).max() <= 2 and mask.t().reshape(-1, 4).sum(1).max() <= 2
     assert 0.485 < mask.float().mean().item() <= 0.5
+
+
+# ---- the portable compressed format: compress_2_4 / decompress_2_4 -----------------------------
+
+from lowbit.core import compress_2_4, decompress_2_4  # noqa: E402
+
+BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and torch.equal(a.view(BITS[a.element_size()]), b.view(BITS[b.element_size()]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_compress_round_trip_is_exact(dtype, algorithm, rng):
+    x = torch.randn(16, 64, generator=rng).to(dtype)
+    x[0, :8] = torch.tensor([0.0, -0.0, 0.0, 0.0, 1.0, -0.0, 0.0, float("nan")]).to(dtype)
+    pruned, mask = prune_2_4(x, algorithm)
+    values, meta = compress_2_4(pruned)
+    assert values.shape == (16, 32) and values.dtype == dtype and meta.shape == (16, 8) and meta.dtype == torch.uint8
+    assert bit_equal(decompress_2_4(values, meta), pruned)
+    if algorithm != "largest_abs_rows":  # the tile rules' transpose is 2:4 too
+        tv, tm = compress_2_4(pruned.t())
+        assert bit_equal(decompress_2_4(tv, tm), pruned.t().contiguous())
+
+
+def test_compress_layout_is_the_documented_one():
+    x = torch.tensor([[0.0, 5.0, 0.0, 7.0, 1.0, 0.0, 0.0, 0.0]])
+    values, meta = compress_2_4(x)
+    # group 0 keeps positions 1, 3 -> code 1 | 3 << 2 = 13; group 1 keeps 0 (+ the lowest zero, 1) -> 0 | 1 << 2 = 4
+    assert values.tolist() == [[5.0, 7.0, 1.0, 0.0]]
+    assert meta.tolist() == [[13 | 4 << 4]]
+    q = torch.tensor([[0, 3, -2, 0, 0, 0, 0, 9]], dtype=torch.int8)
+    v, m = compress_2_4(q)
+    assert v.tolist() == [[3, -2, 0, 9]] and torch.equal(decompress_2_4(v, m), q)
+
+
+def test_compressed_form_is_the_size_it_should_be(rng):
+    """bf16: 2 of 4 values plus 4 bits per group = 9/16 of the dense bytes."""
+    pruned = prune_2_4(torch.randn(256, 512, generator=rng).bfloat16())[0]
+    values, meta = compress_2_4(pruned)
+    dense_bytes = pruned.numel() * 2
+    assert values.numel() * 2 + meta.numel() == dense_bytes * 9 // 16
+
+
+def test_compress_errors():
+    with pytest.raises(RuntimeError, match="not 2:4 along its rows .* holds 3 nonzeros"):
+        compress_2_4(torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]]))
+    with pytest.raises(RuntimeError, match=r"columns \(4\) must be a multiple of 8"):
+        compress_2_4(torch.zeros(4, 4))
+    with pytest.raises(RuntimeError, match="meta must be torch.uint8"):
+        decompress_2_4(torch.zeros(2, 4), torch.zeros(2, 1))
+    for device in ("cpu", "meta"):
+        with pytest.raises(RuntimeError, match="do not fit"):
+            decompress_2_4(torch.zeros(2, 4, device=device), torch.zeros(2, 2, device=device, dtype=torch.uint8))
+
+
+def test_compress_opcheck(rng):
+    pruned = prune_2_4(torch.randn(8, 32, generator=rng))[0]
+    values, meta = compress_2_4(pruned)
+    utils = ("test_schema", "test_faketensor", "test_aot_dispatch_static", "test_aot_dispatch_dynamic")
+    torch.library.opcheck(torch.ops.lowbit.compress_2_4.default, (pruned,), test_utils=utils)
+    torch.library.opcheck(torch.ops.lowbit.decompress_2_4.default, (values, meta), test_utils=utils)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES + [torch.int8])
+def test_cuda_compress_equals_the_cpu_reference(dtype, rng):
+    x = torch.randn(128, 256, generator=rng)
+    pruned = prune_2_4(x)[0].to(dtype)
+    values, meta = compress_2_4(pruned)
+    cv, cm = compress_2_4(pruned.cuda())
+    assert bit_equal(cv.cpu(), values) and torch.equal(cm.cpu(), meta)
+    assert bit_equal(decompress_2_4(cv, cm).cpu(), pruned)
