@@ -1,5 +1,7 @@
 #include <lowbit/sparse/convert.h>
 
+#include <torch/utils.h>
+
 #include <lowbit/sparse/semi_sparse_linear_method.h>
 #include <lowbit/sparse/speed_table.h>
 
@@ -37,13 +39,25 @@ nn::ConvertSummary convert_to_semi_sparse_training(torch::nn::Module& model, con
   return nn::swap_linear_methods(model, skip, make, "semi_sparse_" + semi_sparse_target_name(config.target));
 }
 
-nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model) {
+nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model, bool prune_weights) {
   auto skip = [](const std::string&, const nn::LinearImpl& layer) -> std::optional<std::string> {
     if (dynamic_cast<const SemiSparseLinearMethod*>(&layer.method())) return std::nullopt;
     return "not semi-sparse";
   };
-  auto make = [](const std::string&, nn::LinearImpl&) { return std::make_shared<nn::PlainLinearMethod>(); };
-  return nn::swap_linear_methods(model, skip, make, "plain");
+  // Pruned weights are computed while the plan is built and written only after every layer has one.
+  std::vector<std::pair<at::Tensor, at::Tensor>> writes;  // (master weight, its pruned values)
+  auto make = [&](const std::string&, nn::LinearImpl& layer) {
+    const auto* method = dynamic_cast<const SemiSparseLinearMethod*>(&layer.method());
+    if (prune_weights && method->config().target == SemiSparseTarget::Weight) {
+      const std::string algorithm = core::prune_algorithm_name(method->config().algorithm);
+      writes.emplace_back(layer.weight, std::get<0>(core::prune_2_4(layer.weight.detach(), algorithm)));
+    }
+    return std::make_shared<nn::PlainLinearMethod>();
+  };
+  nn::ConvertSummary summary = nn::swap_linear_methods(model, skip, make, prune_weights ? "plain, pruned" : "plain");
+  torch::NoGradGuard no_grad;
+  for (auto& [weight, pruned] : writes) weight.copy_(pruned);
+  return summary;
 }
 
 }  // namespace lowbit::sparse

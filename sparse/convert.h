@@ -26,8 +26,11 @@ std::optional<std::string> semi_sparse_skip_reason(const SemiSparseTrainingConfi
 nn::ConvertSummary convert_to_semi_sparse_training(torch::nn::Module& model, const SemiSparseTrainingConfig& config = {},
                                                    const nn::LinearFilter& filter = nullptr);
 
-// Restores the plain (dense) method on every semi-sparse lowbit::nn::Linear; the weights are the
-// dense master weights, untouched.
-nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model);
+// Restores the plain (dense) method on every semi-sparse lowbit::nn::Linear. The weights are the
+// dense master weights as they are, or with prune_weights the weights the sparse forward used
+// (W⊙M, written into the master weight of each weight-sparse layer), so the model computes the same
+// function right after the switch: the dense phase of a sparse-then-dense schedule then starts
+// where the sparse one ended and the pruned entries regrow from zero.
+nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model, bool prune_weights = false);
 
 }  // namespace lowbit::sparse

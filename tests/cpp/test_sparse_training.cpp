@@ -147,3 +147,17 @@ TEST(SemiSparseTraining, ASparseModelTrains) {
   }
   EXPECT_LT(last, 0.7 * first);
 }
+
+TEST(SemiSparseTraining, DenseAfterSparseCanStartFromThePrunedWeights) {
+  torch::manual_seed(3);
+  Mlp model;
+  lowbit::sparse::convert_to_semi_sparse_training(model, {}, all_filter);
+  const auto x = torch::randn({8, 32});
+  torch::NoGradGuard no_grad;
+  const auto sparse_out = model.forward(x);
+  const auto summary = lowbit::sparse::swap_semi_sparse_linear_with_linear(model, /*prune_weights=*/true);
+  EXPECT_EQ(summary.converted, (std::vector<std::string>{"fc1 (plain, pruned)", "fc2 (plain, pruned)"}));
+  EXPECT_EQ(model.fc1->method().name(), "plain");
+  EXPECT_TRUE(torch::allclose(model.forward(x), sparse_out, 1e-5, 1e-6));
+  EXPECT_GE(model.fc1->weight.eq(0).to(torch::kFloat).mean().item<double>(), 0.48);
+}

@@ -249,6 +249,25 @@ def test_convert_to_activation_sparsity_and_back():
     assert torch.equal(model(x), plain(x))  # the dense master weights were never touched
 
 
+def test_dense_after_sparse_can_start_from_the_pruned_weights(rng):
+    """prune_weights=True: the dense model computes what the sparse one computed at the switch."""
+    model = _mlp()
+    convert_to_semi_sparse_training(model, module_filter_fn=lambda m, fqn: fqn in ("0", "2"))
+    swap_linear_with_semi_sparse_linear(model, {"4": SemiSparseActivationLinear})
+    x = torch.randn(8, 32, generator=rng)
+    with torch.no_grad():
+        sparse_out = model(x)
+    w4 = model[4].weight.detach().clone()
+    swap_semi_sparse_linear_with_linear(model, prune_weights=True)
+    assert all(type(m) in (nn.Linear, nn.ReLU) for m in model)
+    assert torch.equal(model[4].weight, w4)  # activation-sparse layers keep their (dense) weights
+    assert (model[0].weight == 0).float().mean() >= 0.5
+    x4 = x  # 8 tokens: the activation-sparse layer pruned its input; the dense one does not
+    with torch.no_grad():
+        model[4] = SemiSparseActivationLinear.from_dense(model[4])
+        torch.testing.assert_close(model(x4), sparse_out)
+
+
 def test_parameters_and_state_dicts_are_shared_with_the_dense_model():
     lin = nn.Linear(32, 16)
     model = nn.Sequential(lin)

@@ -110,14 +110,18 @@ def swap_linear_with_semi_sparse_linear(
     return model
 
 
-def swap_semi_sparse_linear_with_linear(model: torch.nn.Module) -> torch.nn.Module:
+def swap_semi_sparse_linear_with_linear(model: torch.nn.Module, *, prune_weights: bool = False) -> torch.nn.Module:
     """The reverse swap: every :class:`SemiSparseLinear` / :class:`SemiSparseActivationLinear` in
-    ``model`` becomes a plain ``nn.Linear`` sharing its parameters (the dense master weights, never
-    pruned in place), e.g. for the dense phase of a sparse-then-dense schedule. Returns ``model``
-    (or the new module when ``model`` itself was semi-sparse)."""
+    ``model`` becomes a plain ``nn.Linear`` sharing its parameters, e.g. for the dense phase of a
+    sparse-then-dense schedule. The weights are the dense master weights as they are, or with
+    ``prune_weights`` the weights the sparse forward used (``W⊙M`` written into each weight-sparse
+    layer's master weight): the model then computes the same function right after the switch and
+    the pruned entries regrow from zero (what the recipes' ``sparse.dense_after_fraction`` does).
+    Returns ``model`` (or the new module when ``model`` itself was semi-sparse)."""
     if isinstance(model, _SemiSparseBase):
-        return model.to_dense()
-    plan = [(fqn, mod.to_dense()) for fqn, mod in model.named_modules() if isinstance(mod, _SemiSparseBase)]
+        return model.to_dense(prune_weights=prune_weights)
+    plan = [(fqn, mod.to_dense(prune_weights=prune_weights)) for fqn, mod in model.named_modules()
+            if isinstance(mod, _SemiSparseBase)]
     _replace(model, plan)
     return model
 

@@ -35,8 +35,13 @@ class _SemiSparseBase(torch.nn.Linear):
         new.bias = mod.bias
         return new
 
-    def to_dense(self) -> torch.nn.Linear:
-        """A plain ``nn.Linear`` sharing this module's parameter objects (the dense master weight)."""
+    def to_dense(self, *, prune_weights: bool = False) -> torch.nn.Linear:
+        """A plain ``nn.Linear`` sharing this module's parameter objects (the dense master weight).
+        ``prune_weights`` (weight-sparse modules) first writes ``W⊙M``, the weight the sparse forward
+        used, into the master weight, so the dense module computes the same function."""
+        if prune_weights and self._target == "weight":
+            with torch.no_grad():
+                self.weight.copy_(torch.ops.lowbit.prune_2_4(self.weight, self._algorithm)[0])
         with torch.device("meta"):
             new = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
         new.weight = self.weight
