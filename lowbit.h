@@ -14,6 +14,7 @@
 #include <lowbit/core/float8_cast.h>
 #include <lowbit/core/float8_linear.h>
 #include <lowbit/core/fpx.h>
+#include <lowbit/core/kernel_path.h>
 #include <lowbit/core/prune_2_4.h>
 #include <lowbit/core/quantized_linear.h>
 #include <lowbit/core/scaled_mm.h>

@@ -11,6 +11,7 @@ which the default filter of convert_to_semi_sparse_training reads; the run ends 
 rows to add there (none when nothing was faster).
 
     python benchmarks/bench_sparse.py --device cuda --out results/sparse.json
+    python benchmarks/bench_sparse.py --device cuda --quick     # the GPU window: ViT-L MLP and Llama w1/w3, fewer iterations
     python benchmarks/bench_sparse.py --device cpu --quick      # CPU smoke run (the reference: no speedup)
 """
 
@@ -44,13 +45,19 @@ def fwd_bwd(module: torch.nn.Module, xs, grad):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cuda")
-    p.add_argument("--quick", action="store_true", help="tiny shapes (a smoke run; on CPU the exact reference)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer shapes and iterations on CUDA (the GPU window); tiny shapes on CPU (smoke run)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     dev = args.device
     dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
-    shapes = QUICK if args.quick else SHAPES
-    iters = 3 if args.quick else 20
+    on_gpu = dev.startswith("cuda")
+    if not on_gpu:
+        shapes, iters = QUICK, (3 if args.quick else 10)
+    elif args.quick:
+        shapes, iters = {k: SHAPES[k] for k in ("vit-l mlp fc1", "vit-l mlp fc2", "llama3-8b w1/w3")}, 10
+    else:
+        shapes, iters = SHAPES, 30
     report = Report("2:4 sparse training linear forward+backward (vs dense nn.Linear)", dev)
     gpu = report.env["device"]
     faster = []

@@ -3,6 +3,10 @@
 Every case times a baseline and lowbit in the same process, on the same inputs, and prints the
 ratio. On CUDA it times with CUDA events (after warm-up, rotating among several input sets so
 repeated runs do not just measure the L2 cache); on CPU with perf_counter.
+
+When the environment names a folder in LOWBIT_BENCH_DIR (benchmarks/gpu_check.sh does), every
+Report also writes its JSON there after each row ("complete": false until save), so a benchmark
+stopped at its time cap still hands over the rows it measured.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import statistics
 import subprocess
 import time
@@ -89,6 +94,7 @@ class Report:
         self.title, self.device, self.copy_gbps = title, device, copy_gbps
         self.rows: List[Row] = []
         self.env = environment(device)
+        self._live_path = _live_json_path(title)
         print(f"# {title} | {self.env['device']} | torch {self.env['torch']} | commit {self.env['commit']}")
         if copy_gbps:
             print(f"# copy bandwidth (read + write): {copy_gbps:.0f} GB/s")
@@ -100,6 +106,7 @@ class Report:
         row = Row(case, baseline, baseline_ms, candidate, candidate_ms, gbps, frac)
         self.rows.append(row)
         print(self._line(row), flush=True)
+        self._write_live(complete=False)
         return row
 
     @staticmethod
@@ -121,15 +128,40 @@ class Report:
                          f"| {r.speedup:.2f}x | {gb} | {fr} |")
         return "\n".join(lines) + "\n"
 
+    def payload(self, complete: bool = True) -> dict:
+        """The report as JSON-ready data (what save writes)."""
+        return {"title": self.title, "env": self.env, "copy_gbps": self.copy_gbps, "complete": complete,
+                "rows": [dataclasses.asdict(r) | {"speedup": r.speedup} for r in self.rows]}
+
+    def _write_live(self, complete: bool) -> None:
+        if self._live_path:
+            _write_json_atomic(self._live_path, self.payload(complete))
+
     def save(self, json_path: Optional[str]) -> None:
+        self._write_live(complete=True)
         if not json_path:
             return
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w") as f:
-            json.dump({"title": self.title, "env": self.env, "copy_gbps": self.copy_gbps,
-                       "rows": [dataclasses.asdict(r) | {"speedup": r.speedup} for r in self.rows]}, f, indent=2)
+            json.dump(self.payload(), f, indent=2)
         with open(os.path.splitext(json_path)[0] + ".md", "w") as f:
             f.write(self.markdown())
+
+
+def _live_json_path(title: str) -> Optional[str]:
+    folder = os.environ.get("LOWBIT_BENCH_DIR")
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")[:60] or "report"
+    return os.path.join(folder, f"{os.getpid()}_{slug}.json")
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)  # a benchmark killed mid-write leaves the previous complete file
 
 
 def parse_shapes(text: str) -> Sequence[tuple]:

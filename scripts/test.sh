@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of lowbit against the build that scripts/setup.sh made: GoogleTest through
 # ctest, the C++ example built against the INSTALLED package (find_package(lowbit)), pytest,
-# and the benchmarks' smoke run. Exits non-zero on any failure.
+# and the dry run of benchmarks/gpu_check.sh (which runs every benchmark's smoke run on the CPU).
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
@@ -18,8 +19,7 @@ cmake --build build/example
 echo "== pytest =="
 python3 -m pytest tests/python -q -p no:cacheprovider
 
-echo "== benchmarks (smoke run on CPU) =="
-python3 benchmarks/bench_float8_cast.py --device cpu --quick --out build/bench_smoke/float8_cast.json
-python3 benchmarks/bench_float8_linear.py --device cpu --quick --out build/bench_smoke/float8_linear.json
-python3 benchmarks/bench_quantize.py --device cpu --quick --out build/bench_smoke/quantize.json
-python3 benchmarks/bench_sparse.py --device cpu --quick --out build/bench_smoke/sparse.json
+echo "== GPU check, dry run: every benchmark's CPU smoke run (--quick --device cpu), GPU tests collected, =="
+echo "== the kernel smoke script on the CPU, the results folder (<= 8 files) =="
+rm -rf build/gpu_check_dry
+LOWBIT_DRY_RUN_INSTALLED=1 bash benchmarks/gpu_check.sh --dry-run build/gpu_check_dry

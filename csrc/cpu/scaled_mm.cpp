@@ -3,6 +3,7 @@
 #include <ATen/ops/matmul.h>
 #include <torch/library.h>
 
+#include <lowbit/core/kernel_path.h>
 #include <lowbit/ops/scaled_mm_checks.h>
 
 #include "scaled_mm_reference.h"
@@ -13,7 +14,9 @@ at::Tensor scaled_mm_reference(const at::Tensor& a, const at::Tensor& b, const a
                                const at::Tensor& scale_b, const std::optional<at::Tensor>& bias,
                                at::ScalarType out_dtype) {
   at::Tensor out = at::matmul(a.to(at::kFloat), b.to(at::kFloat));
-  out = out * scale_a.reshape({scale_a.numel() == 1 ? 1 : -1, 1}) * scale_b.reshape({1, -1});
+  // Explicit extents: reshape cannot infer a -1 for the empty scales of M = 0 or N = 0.
+  out = out * scale_a.reshape({scale_a.numel() == 1 ? 1 : a.size(0), 1}) *
+        scale_b.reshape({1, scale_b.numel() == 1 ? 1 : b.size(1)});
   if (bias.has_value()) out = out + bias->to(at::kFloat);
   return out.to(out_dtype);
 }
@@ -26,6 +29,8 @@ at::Tensor scaled_mm_cpu(const at::Tensor& a, const at::Tensor& b, const at::Ten
   const at::ScalarType out = ops::check_scaled_mm_args(a, b, scale_a, scale_b, bias, out_dtype);
   TORCH_CHECK(emulate, "scaled_mm: the CPU has no fp8 GEMM; pass emulate=True (Float8LinearConfig(emulate=True)) "
               "for the float32 emulation, or move the tensors to a GPU with fp8 tensor cores (sm_89+)");
+  const bool empty = ops::classify_scaled_mm(a.size(0), b.size(1), a.size(1)) != ops::ScaledMmEmpty::None;
+  core::record_kernel_path(empty ? core::KernelPath::ScaledMmEmpty : core::KernelPath::ScaledMmEmulated);
   return scaled_mm_reference(a, b, scale_a, scale_b, bias, out);
 }
 

@@ -25,9 +25,11 @@
 #include <type_traits>
 
 #include <lowbit/core/affine_quant.h>
+#include <lowbit/core/kernel_path.h>
 #include <lowbit/ops/quantized_linear_checks.h>
 
 #include "launch.cuh"
+#include "quantized_linear_paths.h"
 #include "reduce.cuh"
 
 namespace lowbit::cuda {
@@ -173,7 +175,11 @@ at::Tensor int8_dynamic_activation_int8_linear_cuda(const at::Tensor& input, con
   at::Tensor y = at::empty({M, N}, x.options());
   std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
   shape.back() = N;
-  if (M == 0 || N == 0) return y.reshape(shape);
+  const Int8DynamicPath path = choose_int8_dynamic_path(M, K, N);  // quantized_linear_paths.h
+  core::record_kernel_path(path == Int8DynamicPath::Empty   ? core::KernelPath::Int8DynamicEmpty
+                           : path == Int8DynamicPath::IntMm ? core::KernelPath::Int8DynamicIntMm
+                                                            : core::KernelPath::Int8DynamicDp4a);
+  if (path == Int8DynamicPath::Empty) return y.reshape(shape);
 
   const at::Tensor w = weight.contiguous();
   const at::Tensor w_scale = weight_scale.reshape({-1}).contiguous();
@@ -193,7 +199,7 @@ at::Tensor int8_dynamic_activation_int8_linear_cuda(const at::Tensor& input, con
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 
-  const bool cublas_ok = M > 16 && K > 0 && K % 8 == 0 && N % 8 == 0;
+  const bool cublas_ok = path == Int8DynamicPath::IntMm;
   visit_float_type(dtype, [&](auto tag) {
     using T = decltype(tag);
     if (cublas_ok) {

@@ -3,7 +3,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <optional>
+#include <utility>
 
 namespace lowbit::ops {
 
@@ -37,12 +39,30 @@ inline at::ScalarType check_scaled_mm_args(const at::Tensor& a, const at::Tensor
   if (bias.has_value()) {
     TORCH_CHECK(bias->dim() == 1 && bias->sym_size(0) == b.sym_size(1), "scaled_mm: bias must have shape (N,) = (",
                 b.sym_size(1), ",), got ", bias->sym_sizes());
+    const at::ScalarType bt = bias->scalar_type();
+    TORCH_CHECK(bt == at::kFloat || bt == at::kBFloat16 || bt == at::kHalf, "scaled_mm: bias must be float32, "
+                "bfloat16 or float16, got ", bt);
   }
-  for (const at::Tensor* t : {&b, &scale_a, &scale_b}) {
-    TORCH_CHECK(t->device() == a.device(), "scaled_mm: all tensors must be on one device, got ", a.device(), " and ",
-                t->device());
+  // A bias on another device would hand the GEMM a pointer it cannot read, so it is checked too.
+  const std::pair<const char*, const at::Tensor*> others[] = {
+      {"b", &b}, {"scale_a", &scale_a}, {"scale_b", &scale_b}, {"bias", bias.has_value() ? &*bias : nullptr}};
+  for (const auto& [name, t] : others) {
+    if (t == nullptr) continue;
+    TORCH_CHECK(t->device() == a.device(), "scaled_mm: all tensors must be on one device: a is on ", a.device(),
+                ", ", name, " on ", t->device());
   }
   return out;
+}
+
+// Problems with no products to sum. Every kernel returns early for them, as the reference computes
+// them: an (M, N) result of zeros (times the scales) plus the bias when K = 0, an empty one when
+// M or N is 0. cuBLASLt rejects zero extents, so the CUDA kernel must not hand them on.
+enum class ScaledMmEmpty { None, EmptyOutput, ZeroK };
+
+inline ScaledMmEmpty classify_scaled_mm(int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return ScaledMmEmpty::EmptyOutput;
+  if (k == 0) return ScaledMmEmpty::ZeroK;
+  return ScaledMmEmpty::None;
 }
 
 }  // namespace lowbit::ops

@@ -10,6 +10,7 @@ namespace py = pybind11;
 
 namespace lowbit::python {
 void bind_autoquant(py::module_& m);
+void bind_diagnostics(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_recipes(py::module_& m);
@@ -24,6 +25,7 @@ PYBIND11_MODULE(_C, m) {
   lowbit::python::bind_float8(m);
   lowbit::python::bind_inference(m);
   lowbit::python::bind_autoquant(m);
+  lowbit::python::bind_diagnostics(m);
   lowbit::python::bind_recipes(m);
   lowbit::python::bind_sparse(m);
 }

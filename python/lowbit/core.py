@@ -1,12 +1,16 @@
 """The core numerics of lowbit: thin, documented wrappers over ``torch.ops.lowbit.*``.
 
-Each function here is one dispatcher op with a CPU reference kernel, a CUDA kernel and a
+Each function in ``__all__`` is one dispatcher op with a CPU reference kernel, a CUDA kernel and a
 Meta kernel (so it works under ``torch.compile``). C++ has the same names in ``lowbit::core``.
+Besides them, diagnostics that say which kernel path the ops took (``scaled_mm_last_path``,
+``last_kernel_path``, ``kernel_path_counts``, ``reset_kernel_path_counts``): not ops, not compute.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+
+from . import _C
 
 _ops = torch.ops.lowbit
 
@@ -110,7 +114,10 @@ def scaled_mm(
     """fp8 x fp8 GEMM: ``(a @ b) * scale_a * scale_b (+ bias)`` accumulated in float32, returned as
     ``out_dtype`` (bfloat16 by default). ``a`` (M, K), ``b`` (K, N) in float8_e4m3fn / e5m2;
     scales one value each (tensorwise) or ``(M, 1)`` / ``(1, N)`` (row-wise). cuBLASLt on GPUs with
-    fp8 tensor cores; ``emulate=True`` dequantizes and multiplies in float32 on any device."""
+    fp8 tensor cores; ``emulate=True`` dequantizes and multiplies in float32 on any device.
+    ``bias``: float32 / bfloat16 / float16 on ``a``'s device (on CUDA, 16-bit outputs add it in
+    the output dtype, float32 outputs in float32). M, N or K = 0 give zeros (plus bias) without a
+    GEMM. :func:`scaled_mm_last_path` says which path a call took."""
     return _ops.scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, emulate)
 
 
@@ -142,7 +149,35 @@ def decompress_2_4(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
     return _ops.decompress_2_4(values, meta)
 
 
-__all__ = [
+def scaled_mm_last_path() -> str:
+    """Which path the most recent :func:`scaled_mm` call took (any thread): ``"cublaslt_outer_vector"``
+    (row-wise scales in cuBLASLt's epilogue), ``"cublaslt_tensorwise"``, ``"unit_scale_fallback"``
+    (cuBLASLt without row-wise scaling, scales applied after; warns once), ``"emulated"``,
+    ``"empty"`` (M, N or K is 0), or ``"none"`` before the first call. A diagnostic for tests and
+    benchmarks; CUDA graph replays record nothing."""
+    return _C.scaled_mm_last_path()
+
+
+def last_kernel_path(op: str) -> str:
+    """The path of the most recent call of an op family: ``"scaled_mm"``, ``"weight_only_linear"``
+    (``"gemv"``, ``"wmma"``, ``"dequantize_cublas"``, ``"empty"``) or ``"int8_dynamic_linear"``
+    (``"dp4a"``, ``"int_mm"``, ``"empty"``); ``"none"`` before the first. The quantized linears
+    record their CUDA kernels' choice only."""
+    return _C.last_kernel_path(op)
+
+
+def kernel_path_counts() -> Dict[str, int]:
+    """Calls per ``"op/path"`` (every path listed) since the process started or
+    :func:`reset_kernel_path_counts`. Take two snapshots and subtract to see what a region ran."""
+    return dict(_C.kernel_path_counts())
+
+
+def reset_kernel_path_counts() -> None:
+    """Zeroes :func:`kernel_path_counts` and forgets the last paths."""
+    _C.reset_kernel_path_counts()
+
+
+__all__ = [  # the ops (the diagnostics above are not ops, and not listed)
     "compress_2_4",
     "decompress_2_4",
     "prune_2_4",

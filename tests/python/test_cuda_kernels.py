@@ -84,11 +84,22 @@ def edge_values(dtype) -> torch.Tensor:
     return torch.tensor(vals, dtype=torch.float64).to(dtype)
 
 
+def offset_view(t: torch.Tensor) -> torch.Tensor:
+    """t's values as a contiguous view that starts one element into a fresh allocation, so its data
+    is not 16-byte aligned: the kernels' scalar (non-vectorized) branches. Unlike .contiguous() of
+    a strided view, which is a fresh, aligned copy, this reaches them."""
+    buf = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)
+    buf[1:].view(torch.uint8).copy_(t.contiguous().reshape(-1).view(torch.uint8))  # bytes: any dtype
+    return buf[1:].view(t.shape)
+
+
 def views(x: torch.Tensor):
     """(name, view on the CPU, the same view on the GPU) for x itself and, where its shape allows,
     non-contiguous and misaligned views (taken on each device: .to() would make them contiguous)."""
     x_gpu = x.to(CUDA)
     cases = [("contiguous", lambda t: t)]
+    if x.numel() > 0:
+        cases.append(("offset (contiguous, misaligned)", offset_view))
     if x.dim() >= 2 and x.shape[-1] > 1:
         cases.append(("sliced (misaligned start)", lambda t: t[..., 1:]))
         cases.append(("transposed", lambda t: t.transpose(-1, -2)))
@@ -389,6 +400,42 @@ def test_pack_non_contiguous(rng):
         assert_same_bits(pack_uintx(v_gpu, 4), pack_uintx(v, 4), name)
     packed = pack_uintx(codes, 6)
     assert_same_bits(unpack_uintx(packed.to(CUDA)[1:], 6, 100), unpack_uintx(packed[1:], 6, 100), "offset packed")
+
+
+# ---- contiguous but misaligned inputs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_offset_inputs_take_the_scalar_paths(dtype, rng):
+    """Every kernel family on inputs that are contiguous but start one element past an aligned
+    address (flat[1:].view(...)), against the CPU on the same views: the vectorized branches need
+    16-byte alignment, so these run the scalar ones. Shapes with and without a multiple of the
+    16-byte vector length."""
+    for shape in [(33, 520), (8, 4096), (1037,)]:
+        x = random_input(shape, dtype, rng)
+        xo, xo_gpu = offset_view(x), offset_view(x.to(CUDA))
+        assert xo_gpu.is_contiguous() and xo_gpu.data_ptr() % 16 != 0
+        for g in (GRANULARITIES if len(shape) == 2 else ["tensor"]):
+            check_cast(xo, torch.float8_e4m3fn, g, False, f"cast {g} {shape}", xo_gpu)
+        assert_same_bits(fpx_encode(xo_gpu, 3, 2), fpx_encode(xo, 3, 2), f"fpx_encode {shape}")
+        if len(shape) == 2:
+            for bs in [(1, shape[1]), (1, 8), (shape[0], 1)]:
+                check_affine(xo, bs, "uint4", "asymmetric", "int", what=f"affine {bs} {shape}", x_gpu=xo_gpu)
+    codes = torch.randint(0, 64, (4099,), generator=rng, dtype=torch.uint8)
+    co, co_gpu = offset_view(codes), offset_view(codes.to(CUDA))
+    assert_same_bits(fpx_decode(co_gpu, 3, 2, dtype), fpx_decode(co, 3, 2, dtype), "fpx_decode")
+    for bits in (1, 4, 6, 8):
+        c = co & ((1 << bits) - 1)
+        c_gpu = offset_view((codes & ((1 << bits) - 1)).to(CUDA))
+        packed = pack_uintx(c_gpu, bits)
+        assert_same_bits(packed, pack_uintx(c, bits), f"pack {bits}")
+        assert_same_bits(unpack_uintx(offset_view(packed), bits, c.numel()), c, f"unpack {bits}")
+    q = quantize_affine(torch.randn(16, 96, generator=rng), (1, 32), torch.rand(16, 3, generator=rng) + 0.1,
+                        torch.randint(0, 16, (16, 3), generator=rng, dtype=torch.int32), "uint4")
+    scale, zp = torch.rand(16, 3, generator=rng) + 0.1, torch.randint(0, 16, (16, 3), generator=rng, dtype=torch.int32)
+    ref = dequantize_affine(offset_view(q), (1, 32), scale, zp, "uint4", output_dtype=dtype)
+    got = dequantize_affine(offset_view(q.to(CUDA)), (1, 32), scale.to(CUDA), zp.to(CUDA), "uint4", output_dtype=dtype)
+    assert_same_bits(got, ref, "dequantize codes")
 
 
 # ---- errors and shapes -----------------------------------------------------------------

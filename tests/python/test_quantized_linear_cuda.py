@@ -11,6 +11,8 @@ csrc/cuda/weight_only_linear.cu and csrc/cuda/int8_dynamic_linear.cu:
                cuBLAS.
   int8 dynamic M > 16 with K, N multiples of 8: at::_int_mm; otherwise the dp4a kernel (16-byte
                vectors when K % 16 == 0, scalar otherwise).
+Which path ran is asserted through lowbit.core.kernel_path_counts (the kernels record their choice),
+with the profiler's kernel names as a second witness where the profiler names them.
 
 What must hold:
   - int8_dynamic_activation_int8_linear is bit-identical to the CPU (same codes and scales, exact
@@ -236,24 +238,61 @@ def kernel_names(fn):
     return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
 
 
-@pytest.mark.parametrize("m,dtype,k,expected", [
-    (1, torch.bfloat16, 256, "gemv_kernel"),
-    (8, torch.float32, 256, "gemv_kernel"),
-    (9, torch.float16, 256, "gemm_kernel"),
-    (256, torch.bfloat16, 256, "gemm_kernel"),
-    (257, torch.bfloat16, 256, "dequantize_kernel"),
-    (9, torch.float32, 256, "dequantize_kernel"),
-    (1, torch.bfloat16, 72, "dequantize_kernel"),
-])
-def test_weight_only_path_selection(m, dtype, k, expected):
+def paths_taken(fn, family):
+    """The paths of op family `family` that fn() recorded (lowbit.core.kernel_path_counts deltas)."""
+    before = lowbit.core.kernel_path_counts()
+    fn()
+    after = lowbit.core.kernel_path_counts()
+    return {k.split("/", 1)[1]: after[k] - before[k] for k in after if k.startswith(family + "/") and after[k] != before[k]}
+
+
+# (M, dtype, K, group_size, path, a kernel of that path) for uint4; K % 32 and group_size % 32 make
+# the weight "chunked" (quantized_linear_paths.h).
+WEIGHT_ONLY_PATHS = [
+    (1, torch.bfloat16, 256, 32, "gemv", "gemv_kernel"),
+    (8, torch.float32, 256, 32, "gemv", "gemv_kernel"),
+    (9, torch.float16, 256, 32, "wmma", "gemm_kernel"),
+    (256, torch.bfloat16, 256, 32, "wmma", "gemm_kernel"),
+    (257, torch.bfloat16, 256, 32, "dequantize_cublas", "dequantize_kernel"),
+    (9, torch.float32, 256, 32, "dequantize_cublas", "dequantize_kernel"),
+    (1, torch.bfloat16, 72, 8, "dequantize_cublas", "dequantize_kernel"),   # K % 32 != 0
+    (1, torch.bfloat16, 256, 16, "dequantize_cublas", "dequantize_kernel"),  # group_size % 32 != 0
+]
+
+
+@pytest.mark.parametrize("m,dtype,k,g,path,kernel", WEIGHT_ONLY_PATHS, ids=str)
+def test_weight_only_path_selection(m, dtype, k, g, path, kernel):
     gen = torch.Generator().manual_seed(9)
-    g = 32 if k % 32 == 0 else 8  # K % 32 == 0 alone is not enough: the fused paths need group_size % 32 == 0 too
     packed, scale, zp = [p.to(CUDA) for p in uintx_parts(torch.randn(64, k, generator=gen), 4, g)]
     x = torch.randn(m, k, device=CUDA, dtype=dtype)
-    names = kernel_names(lambda: ops.uintx_weight_only_linear(x, packed, scale, zp, 4, g))
-    if not names:
-        pytest.skip("the profiler recorded no CUDA kernels here")
-    assert any(expected in name for name in names), names
+    call = lambda: ops.uintx_weight_only_linear(x, packed, scale, zp, 4, g)  # noqa: E731
+    assert paths_taken(call, "weight_only_linear") == {path: 1}
+    assert lowbit.core.last_kernel_path("weight_only_linear") == path
+    names = kernel_names(call)
+    if names:  # the profiler names kernels on most setups; the counters above are what must hold
+        assert any(kernel in name for name in names), names
+
+
+def test_weight_only_path_selection_per_format():
+    gen = torch.Generator().manual_seed(10)
+    k, n = 256, 64
+    for case in weight_cases(k, n, gen, group_sizes=(32,), bits_list=(4,), fpx_formats=[(3, 2)]):
+        for m, dtype, path in [(4, torch.bfloat16, "gemv"), (64, torch.bfloat16, "wmma"),
+                               (512, torch.float16, "dequantize_cublas"), (0, torch.bfloat16, "empty")]:
+            x = torch.randn(m, k, device=CUDA, dtype=dtype)
+            assert paths_taken(lambda: case(x), "weight_only_linear") == {path: 1}, (case.name, m)
+
+
+def test_weight_only_misaligned_packed_weight_is_recorded_as_dequantize():
+    gen = torch.Generator().manual_seed(11)
+    k, n, bits, g = 128, 40, 4, 32
+    packed, scale, zp = uintx_parts(torch.randn(n, k, generator=gen), bits, g)
+    buf = torch.zeros(1 + packed.numel(), dtype=torch.uint8, device=CUDA)
+    buf[1:] = packed.reshape(-1).to(CUDA)
+    odd = buf[1:].view(n, -1)
+    x = torch.randn(3, k, device=CUDA, dtype=torch.bfloat16)
+    call = lambda: ops.uintx_weight_only_linear(x, odd, scale.to(CUDA), zp.to(CUDA), bits, g)  # noqa: E731
+    assert paths_taken(call, "weight_only_linear") == {"dequantize_cublas": 1}
 
 
 # ---- int8 dynamic activations -----------------------------------------------------------------
@@ -281,6 +320,25 @@ def test_int8_dynamic_is_bit_exact(k, n, m, dtype):
                                                     None if b is None else b.to(CUDA))
         assert y.dtype == dtype and y.shape == ref.shape
         assert torch.equal(y.cpu(), ref), f"M={m} K={k} N={n}: max diff {(y.cpu().double() - ref.double()).abs().max()}"
+
+
+# (M, K, N, path): at::_int_mm needs M > 16 and K, N multiples of 8 (quantized_linear_paths.h).
+INT8DQ_PATHS = [(1, 64, 64, "dp4a"), (16, 64, 64, "dp4a"), (17, 64, 64, "int_mm"), (17, 36, 64, "dp4a"),
+                (17, 64, 20, "dp4a"), (300, 512, 96, "int_mm"), (0, 64, 64, "empty")]
+
+
+@pytest.mark.parametrize("m,k,n,path", INT8DQ_PATHS, ids=str)
+def test_int8_dynamic_path_selection(m, k, n, path):
+    gen = torch.Generator().manual_seed(m + k + n)
+    q, s = [p.to(CUDA) for p in int8_parts(torch.randn(n, k, generator=gen))]
+    x = torch.randn(m, k, device=CUDA, dtype=torch.bfloat16)
+    call = lambda: ops.int8_dynamic_activation_int8_linear(x, q, s)  # noqa: E731
+    assert paths_taken(call, "int8_dynamic_linear") == {path: 1}
+    assert lowbit.core.last_kernel_path("int8_dynamic_linear") == path
+    if path != "empty":
+        names = kernel_names(call)
+        if names:
+            assert any("int8_dot_kernel" in name for name in names) == (path == "dp4a"), names
 
 
 def test_int8_dynamic_3d_zero_rows_and_empty():

@@ -1,0 +1,6 @@
+// The fused GEMV (weight_only_gemv.cuh) for fpx weights.
+#include "weight_only_gemv.cuh"
+
+namespace lowbit::cuda::weight_only {
+template void launch_gemv_for<Fmt::Fpx>(const Problem& p, at::Tensor& y);
+}  // namespace lowbit::cuda::weight_only
