@@ -5,6 +5,7 @@
 #include <ATen/ops/mm.h>
 #include <torch/library.h>
 
+#include <lowbit/core/kernel_path.h>
 #include <lowbit/ops/semi_sparse_checks.h>
 
 namespace lowbit::cpu {
@@ -13,6 +14,7 @@ namespace {
 at::Tensor semi_sparse_mm_cpu(const at::Tensor& sparse, const at::Tensor& dense, const std::optional<at::Tensor>& bias,
                               bool transpose_result) {
   ops::check_semi_sparse_mm_args(sparse, dense, bias);
+  core::record_kernel_path(core::KernelPath::SemiSparseMmReference);
   // The reference is strict about its input (a GPU's 2:4 GEMM would silently drop the extra values).
   const int64_t max_per_group =
       sparse.numel() == 0 ? 0 : sparse.ne(0).reshape({-1, 4}).sum(1).max().item<int64_t>();

@@ -18,6 +18,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <lowbit/core/kernel_path.h>
 #include <lowbit/ops/semi_sparse_checks.h>
 
 namespace lowbit::cuda {
@@ -47,12 +48,15 @@ at::Tensor semi_sparse_mm_cuda(const at::Tensor& sparse, const at::Tensor& dense
               "GPU (", props->name, ") is ", props->major, ".", props->minor, "; train this model dense");
   const int64_t m = sparse.size(0), k = sparse.size(1), n = dense.size(1);
   if (m == 0 || n == 0 || k == 0) {
+    core::record_kernel_path(core::KernelPath::SemiSparseMmEmpty);
     const at::Tensor out = at::zeros(transpose_result ? std::vector<int64_t>{n, m} : std::vector<int64_t>{m, n},
                                       sparse.options());
     if (!bias.has_value()) return out;
     return transpose_result ? out + bias->unsqueeze(0) : out + bias->unsqueeze(1);
   }
   const int64_t mp = padded(m), kp = padded(k), np = padded(n);
+  core::record_kernel_path(mp == m && kp == k && np == n ? core::KernelPath::SemiSparseMmCusparselt
+                                                         : core::KernelPath::SemiSparseMmCusparseltPadded);
   at::Tensor a = pad_2d(sparse, mp, kp).contiguous();
   if (!aligned_16(a)) a = a.clone();
   // Dense: contiguous (k, n) or a transposed contiguous (n, k), 16-byte aligned.

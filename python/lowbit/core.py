@@ -160,7 +160,8 @@ def scaled_mm_last_path() -> str:
 
 def last_kernel_path(op: str) -> str:
     """The path of the most recent call of an op family: ``"scaled_mm"``, ``"weight_only_linear"``
-    (``"gemv"``, ``"wmma"``, ``"dequantize_cublas"``, ``"empty"``) or ``"int8_dynamic_linear"``
+    (``"gemv"``, ``"wmma"``, ``"dequantize_cublas"``, ``"empty"``), ``"semi_sparse_mm"`` (``"reference"``,
+    ``"cusparselt"``, ``"cusparselt_padded"``, ``"empty"``) or ``"int8_dynamic_linear"``
     (``"dp4a"``, ``"int_mm"``, ``"empty"``); ``"none"`` before the first. The quantized linears
     record their CUDA kernels' choice only."""
     return _C.last_kernel_path(op)

@@ -180,6 +180,10 @@ def test_semi_sparse_mm_reference(rng):
         ops.semi_sparse_mm(torch.tensor([[1.0, 1.0, 1.0, 0.0]]), torch.ones(4, 2))
     with pytest.raises(RuntimeError, match="must have one dtype"):
         ops.semi_sparse_mm(a, d.double())
+    before = lowbit.core.kernel_path_counts()["semi_sparse_mm/reference"]
+    ops.semi_sparse_mm(a, d)
+    assert lowbit.core.kernel_path_counts()["semi_sparse_mm/reference"] == before + 1
+    assert lowbit.core.last_kernel_path("semi_sparse_mm") == "reference"
 
 
 def test_training_op_errors_name_the_argument():
@@ -364,6 +368,7 @@ def test_cuda_compressed_operand_decompresses_to_the_masked_tensor(dtype):
     assert torch.equal(ops.semi_sparse_mm(wp, eye_k), wp)
     assert torch.equal(ops.semi_sparse_mm(wp.t(), eye_n), wp.t())
     assert torch.equal(ops.semi_sparse_mm(wp, eye_k, None, True), wp.t())
+    assert lowbit.core.last_kernel_path("semi_sparse_mm") == "cusparselt"  # 256 x 512: no padding
 
 
 @pytest.mark.cuda
@@ -376,6 +381,7 @@ def test_cuda_semi_sparse_mm_matches_the_reference(dtype, tokens):
     bias = torch.randn(384, generator=g).to(dtype)
     want = (a.double() @ d.double() + bias.double()[:, None])
     got = ops.semi_sparse_mm(a.cuda(), d.cuda(), bias.cuda())
+    assert lowbit.core.last_kernel_path("semi_sparse_mm") == ("cusparselt" if tokens % 128 == 0 else "cusparselt_padded")
     torch.testing.assert_close(got.cpu().double(), want, **TOL[dtype])
     got_t = ops.semi_sparse_mm(a.cuda(), d.t().contiguous().cuda().t(), bias.cuda(), True)
     torch.testing.assert_close(got_t.cpu().double(), want.t(), **TOL[dtype])
