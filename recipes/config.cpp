@@ -47,6 +47,7 @@ void record_origins(const YAML::Node& node, const std::string& key, const Origin
   if (node.IsMap()) {
     for (const auto& item : node) {
       const std::string sub = join_key(key, item.first.Scalar());
+      if (item.second.IsMap()) origins[sub] = origin_of(sub, item.first);  // a section: where its name is
       record_origins(item.second, sub, origin_of, origins);
     }
   } else {
@@ -109,9 +110,11 @@ void check_type(const YAML::Node& existing, const YAML::Node& incoming, const st
   }
 }
 
-// Merges map `src` into map `dst` key by key. New keys are allowed only when `allow_new`.
+// Merges map `src` into map `dst` key by key. New keys are allowed only when `allow_new`; an
+// unknown key is an error saying `unknown_reason`.
 void merge(YAML::Node dst, const YAML::Node& src, const std::string& prefix, bool allow_new,
-           const OriginFn& origin_of, std::map<std::string, std::string>& origins) {
+           const OriginFn& origin_of, std::map<std::string, std::string>& origins,
+           const char* unknown_reason = "not defined by the defaults") {
   for (const auto& item : src) {
     const std::string name = item.first.Scalar();
     const std::string key = join_key(prefix, name);
@@ -119,17 +122,18 @@ void merge(YAML::Node dst, const YAML::Node& src, const std::string& prefix, boo
     YAML::Node existing = find_child(dst, name);
     if (!existing.IsDefined()) {
       if (!allow_new) {
-        throw ConfigError("unknown config key '" + key + "' (" + origin_of(key, item.first) +
-                          "): not defined by the defaults; known keys" +
+        throw ConfigError("unknown config key '" + key + "' (" + origin_of(key, item.first) + "): " +
+                          unknown_reason + "; known keys" +
                           (prefix.empty() ? "" : " under '" + prefix + "'") + ": " + known_keys(dst));
       }
       dst[name] = YAML::Clone(value);
+      if (value.IsMap()) origins[key] = origin_of(key, item.first);  // a section: where its name is
       record_origins(value, key, origin_of, origins);
       continue;
     }
     check_type(existing, value, key, origin_of(key, value));
     if (existing.IsMap() && value.IsMap()) {
-      merge(existing, value, key, allow_new, origin_of, origins);
+      merge(existing, value, key, allow_new, origin_of, origins, unknown_reason);
     } else {
       dst[name] = coerce(existing, value);
       record_origins(value, key, origin_of, origins);
@@ -151,7 +155,8 @@ fs::path resolve_default(const std::string& entry, const fs::path& file_dir, con
   return file_dir / rel;
 }
 
-Loaded load_file(const fs::path& path, const fs::path& root_dir, std::vector<std::string>& stack) {
+// `permissive`: every file may add keys (a schema's defaults define them instead).
+Loaded load_file(const fs::path& path, const fs::path& root_dir, std::vector<std::string>& stack, bool permissive) {
   const std::string file = path.lexically_normal().string();
   for (const auto& open : stack) {
     if (open == file) throw ConfigError("config " + file + ": defaults form a cycle");
@@ -199,8 +204,14 @@ Loaded load_file(const fs::path& path, const fs::path& root_dir, std::vector<std
       for (const auto& item : body) {
         if (item.first.Scalar() != "defaults") own[item.first.Scalar()] = item.second;
       }
-      const OriginFn origin = [&](const std::string&, const YAML::Node& n) { return mark_origin(file, n); };
-      merge(out.tree, own, "", /*allow_new=*/!seen_default, origin, out.origins);
+      const OriginFn origin = [&](const std::string& key, const YAML::Node& n) {
+        if (!n.Mark().is_null()) return mark_origin(file, n);
+        for (const auto& item : body) {  // a top-level key of `own` (rebuilt above): its line in the file
+          if (item.first.Scalar() == key) return mark_origin(file, item.first);
+        }
+        return file;
+      };
+      merge(out.tree, own, "", /*allow_new=*/permissive || !seen_default, origin, out.origins);
       continue;
     }
     seen_default = true;
@@ -209,7 +220,7 @@ Loaded load_file(const fs::path& path, const fs::path& root_dir, std::vector<std
       throw ConfigError("config " + mark_origin(file, mark_node) + ": default '" + entry + "' not found (looked for " +
                         child_path.lexically_normal().string() + ")");
     }
-    Loaded child = load_file(child_path, root_dir, stack);
+    Loaded child = load_file(child_path, root_dir, stack, permissive);
     const OriginFn origin = [&](const std::string& key, const YAML::Node&) {
       auto it = child.origins.find(key);
       return it != child.origins.end() ? it->second : child_path.lexically_normal().string();
@@ -402,34 +413,39 @@ std::string Config::dump() const {
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::vector<std::string> stack;
   const fs::path p(path);
-  Loaded loaded = load_file(p, p.parent_path(), stack);
+  Loaded loaded = load_file(p, p.parent_path(), stack, /*permissive=*/false);
   Config config(loaded.tree, loaded.origins);
   for (const auto& o : overrides) config.apply_override(o);
   return config;
 }
 
-CommandLine parse_command_line(int argc, const char* const* argv, const std::string& default_config) {
-  const std::string usage = std::string("usage: ") + (argc > 0 ? argv[0] : "recipe") +
-                            " [--config PATH] [key.sub=value ...]";
-  CommandLine out;
-  out.config_path = default_config;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--config") {
-      if (i + 1 >= argc) throw ConfigError("--config needs a path; " + usage);
-      out.config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      out.config_path = arg.substr(9);
-    } else if (arg == "-h" || arg == "--help") {
-      throw ConfigError(usage);
-    } else if (arg.rfind("-", 0) == 0 || arg.find('=') == std::string::npos) {
-      throw ConfigError("unexpected argument '" + arg + "'; " + usage);
+Config load_config_onto(const Config& base, const std::string& path, const std::vector<std::string>& overrides,
+                        bool allow_other_sections) {
+  std::vector<std::string> stack;
+  const fs::path p(path);
+  const Loaded loaded = load_file(p, p.parent_path(), stack, /*permissive=*/true);
+  YAML::Node tree = YAML::Clone(base.root());
+  std::map<std::string, std::string> origins = base.origins();
+  // The file:line of a key, or of the first leaf under it (a whole unknown section).
+  const OriginFn origin = [&](const std::string& key, const YAML::Node&) -> std::string {
+    auto it = loaded.origins.lower_bound(key);
+    if (it != loaded.origins.end() && (it->first == key || it->first.rfind(key + ".", 0) == 0)) return it->second;
+    return p.lexically_normal().string();
+  };
+  YAML::Node known(YAML::NodeType::Map);
+  for (const auto& item : loaded.tree) {
+    const std::string name = item.first.Scalar();
+    if (allow_other_sections && !find_child(tree, name).IsDefined()) {
+      tree[name] = YAML::Clone(item.second);
+      record_origins(item.second, name, origin, origins);
     } else {
-      out.overrides.push_back(arg);
+      known[name] = item.second;
     }
   }
-  if (out.config_path.empty()) throw ConfigError("no config given; " + usage);
-  return out;
+  merge(tree, known, "", /*allow_new=*/false, origin, origins, "not a key of this recipe");
+  Config config(tree, origins);
+  for (const auto& o : overrides) config.apply_override(o);
+  return config;
 }
 
 }  // namespace lowbit::recipes

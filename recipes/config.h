@@ -9,6 +9,7 @@
 //    later entries and finally the file's own keys override earlier ones, maps merge key by key.
 //  - The files listed in `defaults:` define the keys. A file's own keys may add keys only when it
 //    has no defaults; otherwise a key that no default defines is an error naming file:line.
+//    (The recipes load onto a schema instead, which defines every key: see schema.h.)
 //  - An override (from a later file or the command line) must keep the value's type: int, float
 //    (an int literal is accepted), bool, string, list (element types checked too), or map.
 //    A null value accepts anything. Errors name the key and, for files, file:line.
@@ -44,6 +45,8 @@ class Config {
   Config(YAML::Node root, std::map<std::string, std::string> origins);
 
   const YAML::Node& root() const { return root_; }
+  // Where each leaf was last set (dotted key -> "file:line", "command line" or "default").
+  const std::map<std::string, std::string>& origins() const { return origins_; }
   // "file:line" or "command line" for a dotted key; empty when unknown.
   std::string origin(const std::string& key) const;
 
@@ -70,12 +73,11 @@ class Config {
 // Loads `path`, composes its defaults recursively and applies `overrides` ("key.sub=value").
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// A recipe's command line: `--config PATH` (or `--config=PATH`) and `key.sub=value` arguments.
-struct CommandLine {
-  std::string config_path;
-  std::vector<std::string> overrides;
-};
-// Parses argv[1..]; `--help` / unknown flags are ConfigErrors with the usage line.
-CommandLine parse_command_line(int argc, const char* const* argv, const std::string& default_config = "");
+// Loads `path` onto `base` (a schema's defaults, see schema.h): the file and its defaults are
+// composed as above except that any file may set keys `base` has (the base defines them); a key
+// `base` lacks is an error naming file:line, unless its whole top-level section is unknown and
+// `allow_other_sections`. Then `overrides` apply as in load_config.
+Config load_config_onto(const Config& base, const std::string& path, const std::vector<std::string>& overrides,
+                        bool allow_other_sections = false);
 
 }  // namespace lowbit::recipes

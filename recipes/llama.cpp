@@ -30,13 +30,15 @@ LlamaConfig LlamaConfig::from_config(const Config& c, const std::string& p) {
 }
 
 void LlamaConfig::validate() const {
+  // Messages name the config keys (model.*): the recipe schema reports them as they are.
   TORCH_CHECK(vocab_size > 0 && dim > 0 && n_layers > 0 && hidden_dim > 0 && max_seq_len > 0,
-              "LlamaConfig: sizes must be positive");
-  TORCH_CHECK(n_heads > 0 && dim % n_heads == 0, "LlamaConfig: dim (", dim, ") must be a multiple of n_heads (",
+              "model sizes must be positive (vocab_size, dim, n_layers, hidden_dim, max_seq_len)");
+  TORCH_CHECK(n_heads > 0 && dim % n_heads == 0, "model.dim (", dim, ") must be a multiple of model.n_heads (",
               n_heads, ")");
-  TORCH_CHECK(head_dim() % 2 == 0, "LlamaConfig: head_dim (", head_dim(), ") must be even for rotary embeddings");
-  TORCH_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "LlamaConfig: n_heads (", n_heads,
-              ") must be a multiple of n_kv_heads (", n_kv_heads, ")");
+  TORCH_CHECK(head_dim() % 2 == 0, "model.dim / model.n_heads (head_dim ", head_dim(),
+              ") must be even for rotary embeddings");
+  TORCH_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "model.n_heads (", n_heads,
+              ") must be a multiple of model.n_kv_heads (", n_kv_heads, ")");
 }
 
 int64_t LlamaConfig::num_parameters() const {

@@ -7,6 +7,7 @@
 #include <lowbit/optim/state_file.h>
 #include <lowbit/recipes/data.h>
 #include <lowbit/recipes/progress.h>
+#include <lowbit/recipes/recipe.h>
 #include <lowbit/recipes/remove_tree.h>
 
 #include <ATen/ops/cross_entropy_loss.h>
@@ -36,6 +37,11 @@ double lr_at(int64_t step, double lr, int64_t warmup_steps, int64_t total_steps,
   return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * cosine);
 }
 
+const std::vector<std::string>& optimizer_names() {
+  static const std::vector<std::string> names = {"adamw", "adamw8bit", "adamw4bit", "adamwfp8"};
+  return names;
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& c, std::vector<at::Tensor> params) {
   const std::string name = c.get_string("optim.name");
   const double lr = c.get_float("optim.lr"), eps = c.get_float("optim.eps"), wd = c.get_float("optim.weight_decay");
@@ -46,14 +52,16 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& c, std::ve
     return std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(lr).betas(betas).eps(eps).weight_decay(wd));
   }
-  if (name == "adamw8bit" || name == "adamw4bit") {
-    optim::AdamWLowBitOptions options =
-        name == "adamw8bit" ? optim::AdamWLowBitOptions(optim::AdamW8bitOptions(lr)) : optim::AdamW4bitOptions(lr);
+  const auto low_bit = [&](optim::AdamWLowBitOptions options) {
     options.betas(betas).eps(eps).weight_decay(wd);
-    if (name == "adamw8bit") return std::make_unique<optim::AdamW8bit>(params, options);
-    return std::make_unique<optim::AdamW4bit>(params, options);
-  }
-  TORCH_CHECK(false, "config key 'optim.name': unknown optimizer '", name, "'; choices: adamw, adamw8bit, adamw4bit");
+    return options;
+  };
+  if (name == "adamw8bit") return std::make_unique<optim::AdamW8bit>(params, low_bit(optim::AdamW8bitOptions(lr)));
+  if (name == "adamw4bit") return std::make_unique<optim::AdamW4bit>(params, low_bit(optim::AdamW4bitOptions(lr)));
+  if (name == "adamwfp8") return std::make_unique<optim::AdamWFp8>(params, low_bit(optim::AdamWFp8Options(lr)));
+  std::string choices;
+  for (const auto& n : optimizer_names()) choices += (choices.empty() ? "" : ", ") + n;
+  TORCH_CHECK(false, "config key 'optim.name': unknown optimizer '", name, "'; choices: ", choices);
 }
 
 namespace {
@@ -127,6 +135,12 @@ double evaluate(Llama& model, const std::vector<std::pair<at::Tensor, at::Tensor
 }
 
 PretrainResult pretrain(const Config& c, bool quiet) {
+  recipe("pretrain").schema.validate(c);  // every mistake before any work (a no-op after schema.load)
+  if (c.get_bool("train.compile")) {
+    throw ConfigError("config key 'train.compile' (" + c.origin("train.compile") +
+                      "): torch.compile exists in the Python recipe only (python -m lowbit_recipes.pretrain_llama); "
+                      "allowed in C++: false");
+  }
   const int64_t steps = c.get_int("train.steps"), seed = c.get_int("train.seed");
   const int64_t stop_at = c.get_int("train.stop_at");
   const std::string out_dir = c.get_string("train.output_dir");
@@ -136,7 +150,6 @@ PretrainResult pretrain(const Config& c, bool quiet) {
   const int64_t warmup = c.get_int("train.warmup_steps"), log_every = c.get_int("train.log_every");
   const int64_t eval_every = c.get_int("train.eval_every"), ckpt_every = c.get_int("train.checkpoint_every");
   const double min_lr_ratio = c.get_float("train.min_lr_ratio");
-  c.get_bool("train.compile");  // Python face only; read so that its type is still checked
 
   fs::create_directories(out_dir);
   std::ofstream(fs::path(out_dir) / "config.yaml") << c.dump();
@@ -153,9 +166,6 @@ PretrainResult pretrain(const Config& c, bool quiet) {
     f8.emulate = c.get_bool("float8.emulate");
     const auto summary = float8::convert_to_float8_training(*model, f8);
     if (!quiet) std::cout << "# float8: " << summary.converted.size() << " linears converted\n";
-  } else {
-    c.get_string("float8.recipe");
-    c.get_bool("float8.emulate");
   }
   auto optimizer = make_optimizer(c, model->parameters());
 

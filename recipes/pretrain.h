@@ -24,8 +24,10 @@ namespace lowbit::recipes {
 // to min_lr_ratio * lr at total_steps.
 double lr_at(int64_t step, double lr, int64_t warmup_steps, int64_t total_steps, double min_lr_ratio);
 
-// optim.name: "adamw" (torch::optim::AdamW), "adamw8bit" / "adamw4bit" (lowbit::optim); optim.lr,
-// betas, eps, weight_decay. Anything else is an error listing the choices.
+// The values of optim.name: "adamw" (torch::optim::AdamW), "adamw8bit", "adamw4bit", "adamwfp8"
+// (lowbit::optim, low-bit states). The recipe schema allows exactly these.
+const std::vector<std::string>& optimizer_names();
+// optim.name with optim.lr, betas, eps, weight_decay. Anything else is an error listing the choices.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config, std::vector<at::Tensor> params);
 
 // Checkpoint files in `dir`: model.safetensors (parameters; metadata "step") and
@@ -47,7 +49,8 @@ struct PretrainResult {
   std::string checkpoint_dir;
 };
 
-// Runs the recipe. `quiet` suppresses the progress display (tests).
+// Runs the recipe on a config loaded with the pretrain schema (recipe("pretrain").schema.load).
+// `quiet` suppresses the progress display (tests).
 PretrainResult pretrain(const Config& config, bool quiet = false);
 
 }  // namespace lowbit::recipes

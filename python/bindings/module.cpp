@@ -13,7 +13,6 @@ void bind_autoquant(py::module_& m);
 void bind_diagnostics(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
-void bind_recipes(py::module_& m);
 void bind_sparse(py::module_& m);
 }  // namespace lowbit::python
 
@@ -26,6 +25,5 @@ PYBIND11_MODULE(_C, m) {
   lowbit::python::bind_inference(m);
   lowbit::python::bind_autoquant(m);
   lowbit::python::bind_diagnostics(m);
-  lowbit::python::bind_recipes(m);
   lowbit::python::bind_sparse(m);
 }

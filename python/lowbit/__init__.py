@@ -41,9 +41,7 @@ __all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "
 
 
 def __getattr__(name: str):
-    # lowbit.recipes (configs, Llama, training recipes) loads on first use, keeping `import lowbit` light.
-    if name == "recipes":
-        import importlib
-
-        return importlib.import_module(".recipes", __name__)
+    if name == "recipes":  # moved out of the library package; say where to
+        raise AttributeError("lowbit.recipes moved out of the library: the recipes are the package lowbit_recipes "
+                             "(import lowbit_recipes; python -m lowbit_recipes.pretrain_llama --help)")
     raise AttributeError(f"module 'lowbit' has no attribute {name!r}")

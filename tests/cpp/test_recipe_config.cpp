@@ -140,14 +140,21 @@ TEST_F(RecipeConfig, TypedGettersNameTheKey) {
   EXPECT_NE(msg.find("'train.stepz'"), std::string::npos) << msg;
 }
 
-TEST_F(RecipeConfig, CommandLine) {
-  const char* argv[] = {"lowbit-train", "--config", "x.yaml", "a.b=1", "c=2"};
-  auto cl = lowbit::recipes::parse_command_line(5, argv);
-  EXPECT_EQ(cl.config_path, "x.yaml");
-  ASSERT_EQ(cl.overrides.size(), 2u);
-  EXPECT_EQ(cl.overrides[1], "c=2");
-  const char* bad[] = {"lowbit-train", "--config", "x.yaml", "--steps", "3"};
-  EXPECT_THROW(lowbit::recipes::parse_command_line(5, bad), ConfigError);
+TEST_F(RecipeConfig, LoadOntoABaseLetsEveryFileSetItsKeys) {
+  // A schema's defaults define the keys: any file may set them, an unknown one names file:line.
+  const Config base(YAML::Load("model: {dim: 8, n_layers: 1, norm_eps: 1.0e-6, name: x}\n"), {});
+  write("main.yaml", "defaults: [model/tiny]\nmodel:\n  dim: 128\n");
+  Config c = lowbit::recipes::load_config_onto(base, path("main.yaml"), {"model.n_layers=3"});
+  EXPECT_EQ(c.get_int("model.dim"), 128);
+  EXPECT_EQ(c.get_int("model.n_layers"), 3);
+  EXPECT_EQ(c.origin("model.dim"), path("main.yaml") + ":3");
+  std::string msg = error_of([&] { lowbit::recipes::load_config_onto(base, path("optim.yaml"), {}); });
+  EXPECT_NE(msg.find("unknown config key 'optim' (" + path("optim.yaml") + ":1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not a key of this recipe"), std::string::npos) << msg;
+  // Other sections pass through when allowed (a tool reading the model section of a run's config).
+  c = lowbit::recipes::load_config_onto(base, path("main.yaml"), {}, /*allow_other_sections=*/true);
+  c = lowbit::recipes::load_config_onto(base, path("optim.yaml"), {}, true);
+  EXPECT_EQ(c.get_string("optim.name"), "adamw");
 }
 
 }  // namespace

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import lowbit
-from lowbit.recipes import data
-from lowbit.recipes.llama import Llama, LlamaConfig, apply_rope, rope_tables
+recipes = pytest.importorskip("lowbit_recipes")
+from lowbit_recipes import data  # noqa: E402
+from lowbit_recipes.llama import Llama, LlamaConfig, apply_rope, rope_tables  # noqa: E402
 
 HAS_FORTUNES = os.path.isdir(data.FORTUNES_DIR)
-FORWARD_TOOL = os.path.join(os.path.dirname(lowbit.__file__), "bin", "lowbit-llama-forward")
+FORWARD_TOOL = os.path.join(recipes.bin_dir(), "lowbit-llama-forward")
 
 
 def small_config(**kw):
@@ -74,8 +74,10 @@ def test_rope_is_a_relative_rotation():
     assert abs(float(qs[5] @ ks[2]) - float(qs[15] @ ks[12])) < 1e-4
 
 
+@pytest.mark.skipif(not recipes.available(), reason="lowbit built without the recipes")
 def test_config_checks():
-    with pytest.raises(ValueError, match="n_kv_heads"):
+    # The C++ LlamaConfig's rules, through lowbit_recipes._C: the same message as the config schema's.
+    with pytest.raises(ValueError, match=r"model.n_heads \(4\) must be a multiple of model.n_kv_heads \(3\)"):
         small_config(n_kv_heads=3).validate()
     with pytest.raises(ValueError, match="unknown keys"):
         LlamaConfig.from_dict({**small_config().__dict__, "dimm": 3})
@@ -102,3 +104,23 @@ def test_parity_with_the_cpp_llama(tmp_path):
         py_logits = model(tokens)
     assert cpp_logits.shape == py_logits.shape
     torch.testing.assert_close(cpp_logits, py_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_decoding_matches_the_full_forward():
+    """generate()'s KV cache: prefill + one token at a time gives the full forward's logits."""
+    from lowbit_recipes.llama import KVCache, generate
+
+    torch.manual_seed(2)
+    model = Llama(small_config()).eval()
+    tokens = torch.randint(256, (2, 20))
+    with torch.no_grad():
+        full = model(tokens)
+        cache = KVCache(model.config, 2)
+        parts = [model(tokens[:, :8], cache, 0), model(tokens[:, 8:13], cache, 8)]
+        parts += [model(tokens[:, i : i + 1], cache, i) for i in range(13, 20)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-4, atol=1e-5)
+    out, tok_s = generate(model, tokens[0, :5].tolist(), 6)
+    assert len(out) == 11 and tok_s > 0
+    with torch.no_grad():  # greedy: each new token is the argmax of the full forward over what came before
+        for i in range(5, 11):
+            assert out[i] == int(model(torch.tensor([out[:i]]))[0, -1].argmax())

@@ -1,4 +1,4 @@
-"""python -m lowbit.recipes.pretrain_llama: a few steps with each optimizer in float8, exact
+"""python -m lowbit_recipes.pretrain_llama: a few steps with each optimizer in float8, exact
 resume, config errors from the command line, and C++ checkpoints loading into the Python model."""
 
 import math
@@ -10,19 +10,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import lowbit
-import lowbit.recipes as recipes
-from lowbit.recipes import data
-from lowbit.recipes.pretrain_llama import main, pretrain
-from lowbit.recipes.training import lr_at
+recipes = pytest.importorskip("lowbit_recipes")
+from lowbit_recipes import data  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(not getattr(lowbit._C, "recipes_available", False), reason="lowbit built without recipes"),
+    pytest.mark.skipif(not recipes.available(), reason="lowbit built without recipes"),
     pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
 ]
+from lowbit_recipes.pretrain_llama import main, pretrain  # noqa: E402
+from lowbit_recipes.training import lr_at  # noqa: E402
 
 CONFIG = os.path.join(recipes.config_dir(), "pretrain_tiny.yaml")
-TRAIN_TOOL = os.path.join(os.path.dirname(lowbit.__file__), "bin", "lowbit-train")
+TRAIN_TOOL = os.path.join(recipes.bin_dir(), "lowbit-train")
 
 
 def tiny_overrides(out, *extra):
@@ -44,7 +43,7 @@ def test_schedule():
     assert abs(lr_at(110, 1.0, 10, 110, 0.1) - 0.1) < 1e-12
 
 
-@pytest.mark.parametrize("optim", ["adamw", "adamw8bit", "adamw4bit"])
+@pytest.mark.parametrize("optim", ["adamw", "adamw8bit", "adamw4bit", "adamwfp8"])
 def test_each_optimizer_trains_in_float8(tmp_path, optim):
     r = run(tmp_path, f"optim.name={optim}")
     assert len(r["losses"]) == 8 and all(math.isfinite(l) for l in r["losses"])
@@ -71,12 +70,15 @@ def test_command_line_errors_name_the_key(tmp_path, capsys):
     assert "unknown config key 'train.stepz'" in capsys.readouterr().err
     assert main(["--config", CONFIG, "optim.lr=fast"]) == 2
     assert "'optim.lr' (command line): expected float" in capsys.readouterr().err
+    assert main(["--config", CONFIG, "optim.lr=-1"]) == 2
+    assert "'optim.lr' (command line): '-1.0' is out of range; allowed: > 0" in capsys.readouterr().err
 
 
 def test_main_writes_outputs(tmp_path, capsys):
     assert main(["--config", CONFIG, *tiny_overrides(tmp_path, "train.steps=2")]) == 0
     out = capsys.readouterr().out
-    assert "# resolved config" in out and "done: 2 steps" in out
+    assert out.startswith("pretrain: pretrain a Llama of ")  # what it is about to do, first
+    assert "# resolved config" in out and "done: 2 steps" in out and f"outputs: {tmp_path}" in out
     assert recipes.load_config(tmp_path / "config.yaml")["train"]["steps"] == 2
     assert (tmp_path / "metrics.jsonl").read_text().count('"loss"') == 2
 
@@ -91,8 +93,8 @@ def test_cpp_checkpoint_loads_into_python(tmp_path):
     import json
     cpp_val_loss = json.loads(cpp_val[-1])["val_loss"]
     cfg = recipes.load_config(tmp_path / "config.yaml")
-    from lowbit.recipes.llama import Llama, LlamaConfig
-    from lowbit.recipes.training import evaluate, load_model_weights
+    from lowbit_recipes.llama import Llama, LlamaConfig
+    from lowbit_recipes.training import evaluate, load_model_weights
     model = Llama(LlamaConfig.from_dict(cfg["model"])).eval()
     assert load_model_weights(str(tmp_path / "checkpoint" / "model.safetensors"), model) == 3
     _, val = data.split_fortunes(data.load_fortunes(), cfg["data"]["val_every"])

@@ -1,4 +1,4 @@
-"""python -m lowbit.recipes.finetune_then_quantize: a few steps on a tiny checkpoint, the table
+"""python -m lowbit_recipes.finetune_then_quantize: a few steps on a tiny checkpoint, the table
 (markdown + JSON) and the loss-curve PNG; quantization changes size and perplexity as it should."""
 
 import json
@@ -7,11 +7,12 @@ import os
 import pytest
 
 import lowbit
-import lowbit.recipes as recipes
-from lowbit.recipes import data
+
+recipes = pytest.importorskip("lowbit_recipes")
+from lowbit_recipes import data  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(not getattr(lowbit._C, "recipes_available", False), reason="lowbit built without recipes"),
+    pytest.mark.skipif(not recipes.available(), reason="lowbit built without recipes"),
     pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
     pytest.mark.skipif(not hasattr(lowbit, "quantize_"), reason="lowbit.quantize_ not built in"),
 ]
@@ -24,8 +25,8 @@ SHRINK = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_hea
 def pretrain_then_finetune(tmp_path, out_name: str, *overrides: str):
     """Pretrains a tiny checkpoint for 3 steps, runs finetune_then_quantize for 2 with `overrides`;
     returns the output directory."""
-    from lowbit.recipes.finetune_then_quantize import main
-    from lowbit.recipes.pretrain_llama import pretrain
+    from lowbit_recipes.finetune_then_quantize import main
+    from lowbit_recipes.pretrain_llama import pretrain
 
     pre_cfg = recipes.load_config(os.path.join(recipes.config_dir(), "pretrain_tiny.yaml"),
                                   SHRINK + ["train.steps=3", "optim.lr=0.01", f"train.output_dir={tmp_path / 'pre'}"])
@@ -33,7 +34,7 @@ def pretrain_then_finetune(tmp_path, out_name: str, *overrides: str):
     out = tmp_path / out_name
     assert main(["--config", os.path.join(recipes.config_dir(), "finetune_quantize_tiny.yaml"), *SHRINK,
                  "train.steps=2", f"train.output_dir={out}", f"finetune.checkpoint={tmp_path / 'pre' / 'checkpoint'}",
-                 "quantize.generate_tokens=2", *overrides]) == 0
+                 "quantize.generate_tokens=2", "quantize.prompt=Hi", *overrides]) == 0
     return out
 
 
@@ -45,9 +46,19 @@ def test_finetune_then_quantize_writes_the_table(tmp_path):
     # int8 weights: about a quarter of the float32 linears' bytes (embeddings and norms stay float32).
     assert int8["model_size_mib"] < 0.75 * base["model_size_mib"]
     assert abs(int8["perplexity"] / base["perplexity"] - 1) < 0.02
+    assert base["baseline"] and base["perplexity_change_pct"] == 0 and base["weight_sqnr_db"] == float("inf")
+    assert 30 < int8["weight_sqnr_db"] < 60  # int8 per channel: ~40 dB on trained weights
+    assert int8["perplexity_change_pct"] == pytest.approx(100 * (int8["perplexity"] / base["perplexity"] - 1))
+    # What a decoded token reads: int8 weights are a quarter of the float32 linears' bytes.
+    assert int8["decode_bytes_per_token"] < 0.5 * base["decode_bytes_per_token"]
+    for r in (base, int8):
+        assert r["weight_gb_per_s"] == pytest.approx(r["decode_bytes_per_token"] * r["tokens_per_s"] / 1e9)
+        assert r["memory_mib"] == pytest.approx(r["model_size_mib"] + r["run_peak_mib"]) and r["run_peak_mib"] >= 0
     table = (out / "results.md").read_text()
-    assert table.startswith("| technique | perplexity | tokens/s | peak memory (MiB) | model size (MiB) |")
-    assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| technique | perplexity | vs float | weight SQNR (dB) | decode tokens/s | weight GB/s |" in table
+    assert "pretrained 3 steps (perplexity " in table
+    for png in ("loss_curves.png", "table.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_qat_mode_converts_and_autoquant_row(tmp_path):
@@ -72,7 +83,7 @@ def test_qat_mode_without_lowbit_qat_is_a_clear_error(tmp_path):
 
     if importlib.util.find_spec("lowbit.qat") is not None:
         pytest.skip("lowbit.qat is built in")
-    from lowbit.recipes.finetune_then_quantize import _qat_module
+    from lowbit_recipes.finetune_then_quantize import _qat_module
 
     with pytest.raises(RuntimeError, match="finetune.mode=plain"):
         _qat_module()

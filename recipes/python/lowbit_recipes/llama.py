@@ -4,6 +4,7 @@ names as the C++ face (recipes/llama.h), so weights move between them by name.""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 
 import torch
@@ -44,14 +45,10 @@ class LlamaConfig:
         return cfg
 
     def validate(self) -> None:
-        """Checks that the shapes fit together (the same checks as the C++ face)."""
-        if self.dim % self.n_heads:
-            raise ValueError(f"LlamaConfig: dim ({self.dim}) must be a multiple of n_heads ({self.n_heads})")
-        if self.head_dim % 2:
-            raise ValueError(f"LlamaConfig: head_dim ({self.head_dim}) must be even for rotary embeddings")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"LlamaConfig: n_heads ({self.n_heads}) must be a multiple of n_kv_heads "
-                             f"({self.n_kv_heads})")
+        """The C++ LlamaConfig's shape checks (one rule for both faces); ValueError if they fail."""
+        from . import _native
+
+        _native().validate_llama_config(self.__dict__)
 
 
 def rope_tables(seq_len: int, head_dim: int, theta: float):
@@ -95,17 +92,28 @@ class Attention(nn.Module):
         self.wv = nn.Linear(c.dim, c.n_kv_heads * hd, bias=False)
         self.wo = nn.Linear(c.n_heads * hd, c.dim, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, kv=None, start: int = 0):
+        """``kv``: this layer's (keys, values) cache buffers, each (batch, n_kv_heads, max_seq_len,
+        head_dim); the new keys and values are written at positions start.. and attention reads
+        every cached position up to them (incremental decoding)."""
         b, t, _ = x.shape
         c, hd = self.c, self.c.head_dim
         q = apply_rope(self.wq(x).view(b, t, c.n_heads, hd), cos, sin).transpose(1, 2)
         k = apply_rope(self.wk(x).view(b, t, c.n_kv_heads, hd), cos, sin).transpose(1, 2)
         v = self.wv(x).view(b, t, c.n_kv_heads, hd).transpose(1, 2)
+        mask, causal = None, t > 1
+        if kv is not None:
+            kv[0][:, :, start : start + t] = k
+            kv[1][:, :, start : start + t] = v
+            k, v = kv[0][:, :, : start + t], kv[1][:, :, : start + t]
+            if start > 0 and t > 1:  # new queries see the whole cache and the causal part of the new block
+                mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(start)
+                causal = False
         rep = c.n_heads // c.n_kv_heads
         if rep > 1:  # each key/value head serves `rep` query heads
             k = k.repeat_interleave(rep, 1)
             v = v.repeat_interleave(rep, 1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.wo(y.transpose(1, 2).contiguous().view(b, t, c.n_heads * hd))
 
 
@@ -132,8 +140,8 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = RMSNorm(c.dim, c.norm_eps)
         self.feed_forward = FeedForward(c)
 
-    def forward(self, x, cos, sin):
-        h = x + self.attention(self.attention_norm(x), cos, sin)
+    def forward(self, x, cos, sin, kv=None, start: int = 0):
+        h = x + self.attention(self.attention_norm(x), cos, sin, kv, start)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -153,12 +161,43 @@ class Llama(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cache: "KVCache | None" = None, start: int = 0) -> torch.Tensor:
+        """Logits of ``tokens`` at positions start..start+seq; with ``cache`` the keys and values of
+        earlier positions come from it and this call's are added (see :func:`generate`)."""
         t = tokens.shape[1]
-        if t > self.config.max_seq_len:
-            raise ValueError(f"Llama: sequence length {t} exceeds max_seq_len {self.config.max_seq_len}")
+        if start + t > self.config.max_seq_len:
+            raise ValueError(f"Llama: sequence length {start + t} exceeds max_seq_len {self.config.max_seq_len}")
         h = self.tok_embeddings(tokens)
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        for layer in self.layers:
-            h = layer(h, cos, sin)
+        cos, sin = self.rope_cos[start : start + t], self.rope_sin[start : start + t]
+        for i, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, None if cache is None else (cache.k[i], cache.v[i]), start)
         return self.output(self.norm(h))
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding: (batch, n_kv_heads, max_seq_len,
+    head_dim) buffers per layer, float32 (gpt-fast's static cache)."""
+
+    def __init__(self, c: LlamaConfig, batch: int, device=None):
+        shape = (batch, c.n_kv_heads, c.max_seq_len, c.head_dim)
+        self.k = [torch.zeros(shape, device=device) for _ in range(c.n_layers)]
+        self.v = [torch.zeros(shape, device=device) for _ in range(c.n_layers)]
+
+
+@torch.no_grad()
+def generate(model: Llama, prompt: list[int], new_tokens: int, device=None) -> tuple[list[int], float]:
+    """Greedy decoding with a KV cache: the prompt in one forward, then one token per forward (every
+    linear sees M = 1 row: the memory-bound decode path). Returns (prompt + new tokens, decode tokens/s)."""
+    c = model.config
+    if len(prompt) + new_tokens > c.max_seq_len:
+        raise ValueError(f"generate: {len(prompt)} prompt + {new_tokens} new tokens exceed max_seq_len {c.max_seq_len}")
+    cache = KVCache(c, 1, device)
+    tokens = list(prompt)
+    logits = model(torch.tensor([prompt], device=device), cache, 0)
+    start = time.perf_counter()
+    for _ in range(new_tokens):
+        tokens.append(int(logits[0, -1].argmax()))
+        logits = model(torch.tensor([[tokens[-1]]], device=device), cache, len(tokens) - 1)
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return tokens, new_tokens / (time.perf_counter() - start)

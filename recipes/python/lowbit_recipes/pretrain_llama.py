@@ -1,8 +1,9 @@
 """Pretrain a Llama on fortunes: the Python face of ``lowbit-train`` (recipes/pretrain.h).
 
-    python -m lowbit.recipes.pretrain_llama --config recipes/configs/pretrain_tiny.yaml train.steps=50
+    python -m lowbit_recipes.pretrain_llama --config pretrain_tiny train.steps=50
+    python -m lowbit_recipes.pretrain_llama --help      # every config key: type, default, allowed values
 
-float8 training (``float8.*``), AdamW / AdamW8bit / AdamW4bit (``optim.name``), gradient
+float8 training (``float8.*``), AdamW / AdamW8bit / AdamW4bit / AdamWFp8 (``optim.name``), gradient
 clipping, warm-up + cosine, checkpoints with exact resume (``train.resume=true``), validation
 perplexity, a progress line, and ``torch.compile`` when ``train.compile=true``. Outputs under
 ``train.output_dir``: config.yaml, metrics.jsonl, checkpoint/ (the same files as the C++ face).
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 import lowbit.float8
 
-from . import dump_config, load_config, parse_command_line
+from . import cli, validate
 from .data import train_batch
 from .llama import Llama, LlamaConfig
 from .training import Progress, start_run, evaluate, load_checkpoint, lr_at, make_optimizer, save_checkpoint
@@ -40,8 +41,9 @@ def build_model(cfg: dict, device: torch.device) -> Llama:
 
 
 def pretrain(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
-    """Runs the recipe on a resolved config (``load_config``). Returns ``losses`` (each step this
-    run executed), ``first_step``, ``val_loss`` and ``checkpoint_dir``."""
+    """Runs the recipe on a config of ``load_config(..., recipe="pretrain")``. Returns ``losses``
+    (each step this run executed), ``first_step``, ``val_loss``, ``checkpoint_dir`` and ``model``."""
+    validate("pretrain", cfg)  # the C++ schema; a no-op for a loaded config, a clear error for an edited one
     t, d = cfg["train"], cfg["data"]
     device, out_dir, train_tokens, val = start_run(cfg, config_text, quiet)
     model = build_model(cfg, device)
@@ -94,15 +96,15 @@ def pretrain(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
 
 
 def main(argv=None) -> int:
-    path, overrides = parse_command_line(argv, default_config="pretrain_tiny")
-    try:
-        cfg = load_config(path, overrides)
-    except ValueError as e:
-        print(f"pretrain_llama: {e}", file=sys.stderr)
-        return 2
-    result = pretrain(cfg, dump_config(path, overrides))
+    """``python -m lowbit_recipes.pretrain_llama [--config PATH|NAME] [key.sub=value ...]``; returns the exit status."""
+    start = cli.start("pretrain", "python -m lowbit_recipes.pretrain_llama", argv)
+    if isinstance(start, int):
+        return start
+    result = pretrain(start["config"], start["config_text"])
+    out = start["config"]["train"]["output_dir"]
     print(f"done: {len(result['losses'])} steps from step {result['first_step']}, final val loss "
-          f"{result['val_loss']:.4f} (perplexity {math.exp(result['val_loss']):.3f}), checkpoint {result['checkpoint_dir']}")
+          f"{result['val_loss']:.4f} (perplexity {math.exp(result['val_loss']):.3f})\n"
+          f"outputs: {out}/{{config.yaml, metrics.jsonl}}, checkpoint {result['checkpoint_dir']}")
     return 0
 
 

@@ -1,13 +1,16 @@
 """Fine-tune a pretrained Llama (plain or QAT), then quantize it with each of a list of configs
-and compare: validation perplexity, greedy-generation tokens/s, peak memory and model size.
+and compare them in a table: validation perplexity and its change against the float model, the
+weights' SQNR, decode tokens/s with a KV cache (every linear at M = 1), the weight bandwidth that
+implies, and memory (model bytes + the decode run's own peak; see lowbit_recipes.measure).
 
-    python -m lowbit.recipes.finetune_then_quantize --config recipes/configs/finetune_quantize_tiny.yaml \\
+    python -m lowbit_recipes.finetune_then_quantize --config finetune_quantize_tiny \\
         finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=plain
+    python -m lowbit_recipes.finetune_then_quantize --help     # every config key
 
 The checkpoint is a ``model.safetensors`` folder from ``lowbit-train`` or ``pretrain_llama`` (the
 same format). Outputs under ``train.output_dir``: config.yaml, results.md and results.json (the
-table: technique | perplexity | tokens/s | peak memory | model size), loss_curves.png (pretraining
-loss when the checkpoint's metrics.jsonl is beside it, and the fine-tuning loss).
+table), table.png (perplexity and tokens/s per format), loss_curves.png (pretraining loss and
+validation points when the checkpoint's metrics.jsonl is beside it, and the fine-tuning loss).
 """
 
 from __future__ import annotations
@@ -18,55 +21,18 @@ import json
 import math
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 import lowbit
 
-from . import dump_config, load_config, parse_command_line
+from . import cli, validate
 from .data import encode_bytes, train_batch
-from .llama import Llama, LlamaConfig
-from .plot import save_line_chart
-from .training import Progress, start_run, evaluate, load_model_weights, lr_at, make_optimizer, process_memory
-
-
-def model_size_bytes(model: torch.nn.Module) -> int:
-    """Bytes of the parameters and persistent buffers, quantized weights at their packed size."""
-    total = 0
-    for t in list(model.parameters()) + [b for n, b in model.named_buffers() if "rope_" not in n]:
-        nbytes = getattr(t, "nbytes_quantized", None)
-        total += nbytes() if callable(nbytes) else t.numel() * t.element_size()
-    return total
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        try:  # Linux: "5" resets the peak resident set size (VmHWM) of this process
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-
-
-def _peak(device: torch.device) -> int:
-    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else process_memory()[1]
-
-
-@torch.no_grad()
-def greedy_generate(model: torch.nn.Module, prompt: list[int], new_tokens: int, max_seq_len: int, device):
-    """Greedy decoding (no KV cache: each step runs the whole window). Returns (tokens, tokens/s)."""
-    tokens = torch.tensor([prompt], dtype=torch.int64, device=device)
-    start = time.perf_counter()
-    for _ in range(new_tokens):
-        logits = model(tokens[:, -max_seq_len:])
-        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return tokens[0].tolist(), new_tokens / (time.perf_counter() - start)
+from .llama import Llama, LlamaConfig, generate
+from .measure import PeakMemory, decode_bytes_per_token, float_weights, markdown_table, model_bytes, weight_sqnr_db
+from .plots import save_loss_curves, save_table_chart
+from .training import Progress, start_run, evaluate, load_model_weights, lr_at, make_optimizer
 
 
 def _qat_module():
@@ -84,8 +50,6 @@ def finetune(cfg: dict, model: Llama, train_tokens, device, quiet=False) -> list
     if ft["mode"] == "qat":
         qat = _qat_module()
         qat.prepare(model, _qat_config(qat, ft["qat_scheme"]))
-    elif ft["mode"] != "plain":
-        raise ValueError(f"config key 'finetune.mode': {ft['mode']!r}; choices: plain, qat")
     optimizer = make_optimizer(cfg["optim"], model.parameters())
     progress, curve = Progress(t["steps"], device, quiet), []
     model.train()
@@ -114,8 +78,6 @@ QAT_SCHEMES = {"int8dq_int4": ("Int8DynActInt4WeightQATConfig", 32), "int4wo": (
 
 
 def _qat_config(qat, scheme: str):
-    if scheme not in QAT_SCHEMES:
-        raise ValueError(f"config key 'finetune.qat_scheme': {scheme!r}; choices: {', '.join(QAT_SCHEMES)}")
     name, group_size = QAT_SCHEMES[scheme]
     return getattr(qat, name)(group_size=group_size)
 
@@ -134,33 +96,41 @@ def _drop_fake_quant(model: torch.nn.Module) -> None:
         setattr(model.get_submodule(parent), child, plain)
 
 
-def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, quiet=False) -> dict:
-    """One table row: validation perplexity, greedy tokens/s, peak memory and size of ``model``."""
+def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, reference: dict,
+            quiet: bool = False) -> dict:
+    """One table row for ``model``: validation perplexity, weight SQNR against ``reference`` (the
+    float weights), decode tokens/s, the weight bandwidth it implies, model bytes and the decode
+    run's own peak memory."""
     q = cfg["quantize"]
     model.eval()
-    _reset_peak(device)
-    val_loss = evaluate(model, val, device)
-    _, tok_s = greedy_generate(model, encode_bytes(q["prompt"]), q["generate_tokens"], cfg["model"]["max_seq_len"],
-                               device)
-    row = {"technique": technique, "perplexity": math.exp(val_loss), "tokens_per_s": tok_s,
-           "peak_memory_mib": _peak(device) / 2**20, "model_size_mib": model_size_bytes(model) / 2**20}
+    perplexity = math.exp(evaluate(model, val, device))
+    with PeakMemory(device) as peak:
+        _, tok_s = generate(model, encode_bytes(q["prompt"]), q["generate_tokens"], device)
+    size = model_bytes(model)
+    row = {"technique": technique, "perplexity": perplexity, "weight_sqnr_db": weight_sqnr_db(reference, model),
+           "tokens_per_s": tok_s, "decode_bytes_per_token": decode_bytes_per_token(model),
+           "model_size_mib": size / 2**20, "run_peak_mib": peak.bytes / 2**20,
+           "memory_mib": (size + peak.bytes) / 2**20}
+    row["weight_gb_per_s"] = row["decode_bytes_per_token"] * tok_s / 1e9
     if not quiet:
-        print(f"{technique}: perplexity {row['perplexity']:.3f}, {row['tokens_per_s']:.1f} tok/s, "
-              f"peak {row['peak_memory_mib']:.0f} MiB, size {row['model_size_mib']:.3f} MiB", flush=True)
+        print(f"{technique}: perplexity {perplexity:.3f}, weight SQNR {row['weight_sqnr_db']:.1f} dB, "
+              f"{tok_s:.1f} tok/s ({row['weight_gb_per_s']:.3g} GB/s of weights), memory {row['memory_mib']:.2f} MiB "
+              f"(model {row['model_size_mib']:.2f} + run peak {row['run_peak_mib']:.2f})", flush=True)
     return row
 
 
 def convert_qat(cfg: dict, model: Llama, val, device, quiet=False) -> dict:
     """The QAT row: lowbit.qat.convert on a copy of the fake-quantized model (the real quantized
     model of the scheme's matching quantize_ config)."""
+    reference = float_weights(model)
     converted = _qat_module().convert(copy.deepcopy(model))
-    return measure(f"qat {cfg['finetune']['qat_scheme']} (convert)", converted, cfg, val, device, quiet)
+    return measure(f"qat {cfg['finetune']['qat_scheme']} (convert)", converted, cfg, val, device, reference, quiet)
 
 
 def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
     """One row per ``quantize.configs`` entry: a quantize_ shorthand, "none" (the fine-tuned float
     model) or "autoquant" (lowbit.autoquant on one validation batch, default candidates)."""
-    rows = []
+    rows, reference = [], float_weights(model)
     for name in cfg["quantize"]["configs"]:
         candidate = copy.deepcopy(model)
         technique = name
@@ -172,77 +142,87 @@ def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> 
             technique = f"autoquant ({', '.join(chosen)})"
         else:
             lowbit.quantize_(candidate, name)
-        rows.append(measure(technique, candidate, cfg, val, device, quiet))
+        rows.append(measure(technique, candidate, cfg, val, device, reference, quiet))
+        rows[-1]["baseline"] = name == "none"
         del candidate
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """technique | perplexity | tokens/s | peak memory | model size."""
-    lines = ["| technique | perplexity | tokens/s | peak memory (MiB) | model size (MiB) |",
-             "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['technique']} | {r['perplexity']:.3f} | {r['tokens_per_s']:.1f} | "
-                     f"{r['peak_memory_mib']:.0f} | {r['model_size_mib']:.3f} |")
-    return "\n".join(lines) + "\n"
-
-
-def _pretrain_curve(checkpoint: str) -> list[tuple[int, float]]:
+def _pretrain_metrics(checkpoint: str) -> tuple[list, list]:
+    """(training loss, validation loss) curves of the run that wrote ``checkpoint``, from the
+    metrics.jsonl beside it (empty when there is none)."""
     path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), "metrics.jsonl")
     if not os.path.exists(path):
-        return []
+        return [], []
     with open(path) as f:
         records = [json.loads(line) for line in f if line.strip()]
-    return [(r["step"], r["loss"]) for r in records if "loss" in r]
+    return ([(r["step"], r["loss"]) for r in records if "loss" in r],
+            [(r["step"], r["val_loss"]) for r in records if "val_loss" in r])
+
+
+def _relative_to_float(rows: list[dict]) -> None:
+    base = next((r for r in rows if r.get("baseline")), None)
+    for r in rows:
+        r["perplexity_change_pct"] = 100 * (r["perplexity"] / base["perplexity"] - 1) if base else float("nan")
 
 
 def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
     """The whole recipe on a resolved config; returns {"rows": [...], "finetune_curve": [...]}."""
-    t, ft = cfg["train"], cfg["finetune"]
+    validate("finetune_then_quantize", cfg)
+    t, ft, m = cfg["train"], cfg["finetune"], cfg["model"]
     device, out, train_tokens, val = start_run(cfg, config_text, quiet)
 
-    model = Llama(LlamaConfig.from_dict(cfg["model"]))
+    model = Llama(LlamaConfig.from_dict(m))
     step = load_model_weights(os.path.join(ft["checkpoint"], "model.safetensors"), model)
     model.to(device)
+    pretrained_ppl = math.exp(evaluate(model, val, device))
     if not quiet:
-        print(f"# loaded {ft['checkpoint']} (step {step}); pretrained perplexity "
-              f"{math.exp(evaluate(model, val, device)):.3f}", flush=True)
-    curve = finetune(cfg, model, train_tokens, device, quiet) if t["steps"] > 0 else []
+        print(f"# loaded {ft['checkpoint']} (step {step}); pretrained perplexity {pretrained_ppl:.3f}", flush=True)
+    curve = finetune(cfg, model, train_tokens, device, quiet) if ft["mode"] != "none" else []
     rows = []
-    if ft["mode"] == "qat" and curve:
+    if ft["mode"] == "qat":
         rows.append(convert_qat(cfg, model, val, device, quiet))
         _drop_fake_quant(model)  # the quantize_ rows start from the QAT-trained float weights
     rows += compare_quantizations(cfg, model, val, device, quiet)
+    _relative_to_float(rows)
 
+    params = sum(p.numel() for p in model.parameters())
+    setup = (f"Llama {params / 1e6:.2f}M parameters ({m['n_layers']} layers, dim {m['dim']}, hidden {m['hidden_dim']}); "
+             f"pretrained {step} steps (perplexity {pretrained_ppl:.3f}); fine-tune {ft['mode']}"
+             f"{' ' + ft['qat_scheme'] if ft['mode'] == 'qat' else ''}, {t['steps'] if curve else 0} steps of "
+             f"{cfg['data']['batch_size']} x {cfg['data']['seq_len']} bytes, {cfg['optim']['name']} lr "
+             f"{cfg['optim']['lr']}; decode: {cfg['quantize']['generate_tokens']} tokens with a KV cache; "
+             f"device {device}, {torch.get_num_threads()} threads")
     table = markdown_table(rows)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(table)
+        f.write(f"{setup}\n\n{table}")
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"finetune_mode": ft["mode"], "device": str(device), "rows": rows}, f, indent=2)
-    series = {}
-    pre = _pretrain_curve(ft["checkpoint"])
-    if pre:
-        series["pretrain"] = pre
+        json.dump({"finetune_mode": ft["mode"], "device": str(device), "parameters": params,
+                   "pretrained_step": step, "pretrained_perplexity": pretrained_ppl, "setup": setup,
+                   "rows": rows}, f, indent=2)
+    outputs = ["config.yaml", "results.md", "results.json"]
+    save_table_chart(os.path.join(out, "table.png"), rows, "quantize_ formats: quality and decode speed", setup)
+    outputs.append("table.png")
+    pre, pre_val = _pretrain_metrics(ft["checkpoint"])
+    series = {"pretrain (training loss)": pre} if pre else {}
     if curve:
         offset = pre[-1][0] if pre else 0
-        series[f"finetune ({ft['mode']})"] = [(offset + s, l) for s, l in curve]
+        series[f"fine-tune {ft['mode']} (training loss)"] = [(offset + s, l) for s, l in curve]
     if series:
-        legend = save_line_chart(os.path.join(out, "loss_curves.png"), series)
-        if not quiet:
-            print("# loss_curves.png: " + ", ".join(f"{n} = rgb{c}" for n, c in legend))
+        save_loss_curves(os.path.join(out, "loss_curves.png"), series, "training loss: pretrain, then fine-tune",
+                         setup, marks={"pretrain (validation)": pre_val} if pre_val else None)
+        outputs.append("loss_curves.png")
     if not quiet:
-        print("\n" + table, end="")
-    return {"rows": rows, "finetune_curve": curve}
+        print(f"\n{setup}\n\n{table}\noutputs in {out}: {', '.join(outputs)}")
+    return {"rows": rows, "finetune_curve": curve, "outputs": [os.path.join(out, o) for o in outputs]}
 
 
 def main(argv=None) -> int:
-    path, overrides = parse_command_line(argv, default_config="finetune_quantize_tiny")
-    try:
-        cfg = load_config(path, overrides)
-    except ValueError as e:
-        print(f"finetune_then_quantize: {e}", file=sys.stderr)
-        return 2
-    run(cfg, dump_config(path, overrides))
+    """``python -m lowbit_recipes.finetune_then_quantize [--config PATH|NAME] [key.sub=value ...]``."""
+    start = cli.start("finetune_then_quantize", "python -m lowbit_recipes.finetune_then_quantize", argv)
+    if isinstance(start, int):
+        return start
+    run(start["config"], start["config_text"])
     return 0
 
 

@@ -47,7 +47,7 @@ def lr_at(step: int, lr: float, warmup_steps: int, total_steps: int, min_lr_rati
 
 
 def make_optimizer(optim_cfg: dict, params) -> torch.optim.Optimizer:
-    """``optim.name``: adamw (torch.optim.AdamW) | adamw8bit | adamw4bit (lowbit.optim)."""
+    """``optim.name``: adamw (torch.optim.AdamW) | adamw8bit | adamw4bit | adamwfp8 (lowbit.optim)."""
     kwargs = dict(lr=optim_cfg["lr"], betas=tuple(optim_cfg["betas"]), eps=optim_cfg["eps"],
                   weight_decay=optim_cfg["weight_decay"])
     name = optim_cfg["name"]
@@ -57,7 +57,18 @@ def make_optimizer(optim_cfg: dict, params) -> torch.optim.Optimizer:
         return lowbit.optim.AdamW8bit(params, **kwargs)
     if name == "adamw4bit":
         return lowbit.optim.AdamW4bit(params, **kwargs)
-    raise ValueError(f"config key 'optim.name': unknown optimizer {name!r}; choices: adamw, adamw8bit, adamw4bit")
+    if name == "adamwfp8":
+        return lowbit.optim.AdamWFp8(params, **kwargs)
+    raise ValueError(f"config key 'optim.name': unknown optimizer {name!r} (the schema allows {_optimizers()})")
+
+
+def _optimizers() -> str:
+    from . import schema_keys
+
+    return next(k["allowed"] for k in schema_keys("pretrain") if k["key"] == "optim.name")
+
+
+_LOW_BIT = (lowbit.optim.AdamW8bit, lowbit.optim.AdamW4bit, lowbit.optim.AdamWFp8)
 
 
 def _named_weights(model: torch.nn.Module) -> dict:
@@ -73,7 +84,7 @@ def save_checkpoint(folder: str, model: torch.nn.Module, optimizer: torch.optim.
     weights = {k: v.contiguous().cpu() for k, v in _named_weights(model).items()}
     save_file(weights, os.path.join(tmp, "model.safetensors"),
               metadata={"format": "lowbit.recipes.llama/1", "step": str(step)})
-    if isinstance(optimizer, (lowbit.optim.AdamW8bit, lowbit.optim.AdamW4bit)):
+    if isinstance(optimizer, _LOW_BIT):
         lowbit.optim.save_state(optimizer, os.path.join(tmp, "optimizer.safetensors"))
     else:
         torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
@@ -103,7 +114,7 @@ def load_model_weights(path: str, model: torch.nn.Module) -> int:
 def load_checkpoint(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restores parameters and optimizer state; returns the step to continue from."""
     step = load_model_weights(os.path.join(folder, "model.safetensors"), model)
-    if isinstance(optimizer, (lowbit.optim.AdamW8bit, lowbit.optim.AdamW4bit)):
+    if isinstance(optimizer, _LOW_BIT):
         lowbit.optim.load_state(optimizer, os.path.join(folder, "optimizer.safetensors"))
     else:
         path = os.path.join(folder, "optimizer.pt")
