@@ -1,4 +1,5 @@
-// The pretraining recipe behind lowbit-train: a Llama on fortunes with float8 training, AdamW /
+// The pretraining recipe behind lowbit-train: a Llama on fortunes with float8 training or 2:4 sparse
+// feed-forward weights (sparse.*, optionally dense after a fraction of the steps), AdamW /
 // AdamW8bit / AdamW4bit, gradient clipping, warm-up + cosine, checkpoints with exact resume,
 // validation perplexity and a one-line progress display. python/lowbit/recipes/pretrain_llama.py
 // is the same recipe in Python.

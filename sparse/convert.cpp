@@ -1,5 +1,8 @@
 #include <lowbit/sparse/convert.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <torch/utils.h>
 
 #include <lowbit/sparse/semi_sparse_linear_method.h>
@@ -58,6 +61,15 @@ nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model,
   torch::NoGradGuard no_grad;
   for (auto& [weight, pruned] : writes) weight.copy_(pruned);
   return summary;
+}
+
+int64_t dense_after_step(int64_t total_steps, double dense_after_fraction) {
+  TORCH_CHECK(dense_after_fraction > 0 && dense_after_fraction <= 1, "dense_after_fraction must be in (0, 1], got ",
+              dense_after_fraction, " (1: sparse to the end)");
+  TORCH_CHECK(total_steps >= 0, "dense_after_step: total_steps must be >= 0, got ", total_steps);
+  if (dense_after_fraction == 1) return total_steps;
+  const auto step = static_cast<int64_t>(std::llround(dense_after_fraction * static_cast<double>(total_steps)));
+  return std::min(total_steps, std::max<int64_t>(1, step));
 }
 
 }  // namespace lowbit::sparse

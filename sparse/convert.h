@@ -33,4 +33,9 @@ nn::ConvertSummary convert_to_semi_sparse_training(torch::nn::Module& model, con
 // where the sparse one ended and the pruned entries regrow from zero.
 nn::ConvertSummary swap_semi_sparse_linear_with_linear(torch::nn::Module& model, bool prune_weights = false);
 
+// A sparse-then-dense schedule over total_steps: the step (0-based) at which training turns dense,
+// round(dense_after_fraction * total_steps), at least 1; total_steps (never) for a fraction of 1.
+// dense_after_fraction must be in (0, 1]. The recipes' sparse.dense_after_fraction, in both faces.
+int64_t dense_after_step(int64_t total_steps, double dense_after_fraction);
+
 }  // namespace lowbit::sparse

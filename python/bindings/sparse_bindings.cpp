@@ -116,6 +116,12 @@ void bind_sparse(py::module_& m) {
         py::arg("config"), py::arg("out_features"), py::arg("in_features"), py::arg("device"), py::arg("user_filter"),
         "Why convert_to_semi_sparse_training leaves such a layer dense (shape rule; without a user filter, also the "
         "measured-faster table), or None.");
+  m.def("semi_sparse_dense_after_step",
+        [](int64_t total_steps, double fraction) {
+          return as_value_error([&] { return sparse::dense_after_step(total_steps, fraction); });
+        },
+        py::arg("total_steps"), py::arg("dense_after_fraction"),
+        "The step at which a sparse-then-dense schedule turns dense (total_steps for a fraction of 1).");
   m.def("semi_sparse_measured_speedups",
         [] {
           py::list rows;

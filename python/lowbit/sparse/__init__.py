@@ -18,6 +18,7 @@ from .config import SemiSparseTrainingConfig
 from .convert import (
     ConvertSummary,
     convert_to_semi_sparse_training,
+    dense_after_step,
     measured_speedups,
     swap_linear_with_semi_sparse_linear,
     swap_semi_sparse_linear_with_linear,
@@ -30,6 +31,7 @@ __all__ = [
     "SemiSparseLinear",
     "SemiSparseTrainingConfig",
     "convert_to_semi_sparse_training",
+    "dense_after_step",
     "measured_speedups",
     "swap_linear_with_semi_sparse_linear",
     "swap_semi_sparse_linear_with_linear",

@@ -23,6 +23,14 @@ def measured_speedups() -> List[dict]:
     return _C.semi_sparse_measured_speedups()
 
 
+def dense_after_step(total_steps: int, dense_after_fraction: float) -> int:
+    """A sparse-then-dense schedule over ``total_steps``: the step (0-based) at which training turns
+    dense, ``round(dense_after_fraction * total_steps)`` (at least 1), or ``total_steps`` (never) for a
+    fraction of 1. The fraction must be in (0, 1]. Switch with
+    ``swap_semi_sparse_linear_with_linear(model, prune_weights=True)``."""
+    return _C.semi_sparse_dense_after_step(total_steps, dense_after_fraction)
+
+
 def _replace(model: torch.nn.Module, plan: List[Tuple[str, torch.nn.Module]]) -> None:
     for fqn, new in plan:
         parent, _, child = fqn.rpartition(".")
@@ -129,6 +137,7 @@ def swap_semi_sparse_linear_with_linear(model: torch.nn.Module, *, prune_weights
 __all__ = [
     "ConvertSummary",
     "convert_to_semi_sparse_training",
+    "dense_after_step",
     "measured_speedups",
     "swap_linear_with_semi_sparse_linear",
     "swap_semi_sparse_linear_with_linear",
