@@ -16,7 +16,6 @@
 #include <lowbit/core/fpx.h>
 #include <lowbit/core/kernel_path.h>
 #include <lowbit/core/prune_2_4.h>
-#include <lowbit/core/quantized_linear.h>
 #include <lowbit/core/scaled_mm.h>
 #include <lowbit/core/semi_sparse_linear.h>
 #include <lowbit/core/sparse_2_4.h>

@@ -23,8 +23,17 @@ struct QuantizeOptions {
   std::optional<c10::Device> device;
 };
 
-// Why quantize_ leaves `layer` alone whatever the config: a modules_to_not_convert prefix, the
-// filter, already quantized, or another method installed; nullopt if it may be quantized.
+// The selection rule of quantize_, autoquant and QAT for either face: why the layer `name` is left
+// alone whatever the config, or nullopt if it may be quantized. `method` is its current linear
+// method ("plain", a quantized format's name, "float8_tensorwise", "fake_quant_int4dq-32", ...),
+// `quantized` whether that method holds a quantized weight, `filter_accepts` the user filter's verdict.
+// Checked in order: a modules_to_not_convert prefix ("blocks.0" covers "blocks.0" and everything
+// under it), the filter, already quantized, another method installed.
+std::optional<std::string> selection_skip_reason(const std::string& name, const std::string& method, bool quantized,
+                                                 bool filter_accepts,
+                                                 const std::vector<std::string>& modules_to_not_convert);
+
+// selection_skip_reason for a lowbit::nn::Linear under `options`.
 std::optional<std::string> layer_skip_reason(const std::string& name, const nn::LinearImpl& layer,
                                              const QuantizeOptions& options);
 

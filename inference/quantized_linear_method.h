@@ -18,6 +18,9 @@ class QuantizedLinearMethod : public nn::LinearMethod {
   // y = x @ dequant(W)^T + layer.bias; the layer's float weight is not read.
   at::Tensor forward(nn::LinearImpl& layer, const at::Tensor& input) override;
   const QuantizedWeight& weight() const { return weight_; }
+  // torch::save / torch::load carry the packed weight (format, shape, dtype, named parts).
+  std::string serialization_tag() const override { return "quantized"; }
+  void save(torch::serialize::OutputArchive& archive) const override;
 
  private:
   QuantizedWeight weight_;

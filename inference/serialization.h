@@ -1,32 +1,23 @@
-// save_quantized / load_quantized: a model's tensors and packed weights as one safetensors file
-// (lowbit::io), the same layout the Python face writes (python/lowbit/inference/serialization.py):
-// plain tensors under their names, a quantized weight `<name>` as `<name>.part0..2` plus the
-// metadata entry `lowbit.quantized.<name>` = {"format": "int4wo-128", "shape": [N, K],
-// "dtype": "bfloat16", "parts": 2}, and `lowbit.format_version` = "1".
+// save_quantized / load_quantized: a model's tensors and packed weights as one quantized
+// checkpoint file (csrc/quant/file.h: the layout and its one reader and writer, which the Python
+// face uses too).
 #pragma once
 
 #include <torch/nn/module.h>
 
-#include <map>
 #include <string>
 
 #include <lowbit/inference/quantized_weight.h>
+#include <lowbit/quant/file.h>
 
 namespace lowbit::inference {
 
-// The contents of a save_quantized file: plain tensors and quantized weights by name.
-struct QuantizedFile {
-  std::map<std::string, at::Tensor> tensors;
-  std::map<std::string, QuantizedWeight> weights;
-};
-
-// Reads and checks a file (each weight's parts against its format and shape); c10::Error otherwise.
-QuantizedFile read_quantized_file(const std::string& path);
-// Writes `file` in the layout above (tensors copied to CPU).
-void write_quantized_file(const std::string& path, const QuantizedFile& file);
+using quant::QuantizedFile;
+using quant::read_quantized_file;
+using quant::write_quantized_file;
 
 // Writes the model's parameters and buffers; layers with a QuantizedLinearMethod contribute their
-// packed parts instead of their float weight.
+// packed parts instead of their float weight. A weight shared by several modules is written once.
 void save_quantized(torch::nn::Module& model, const std::string& path);
 
 // Reads a save_quantized file (either face) into `model` (same module names): plain tensors

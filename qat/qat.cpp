@@ -1,62 +1,35 @@
 #include <lowbit/qat/qat.h>
 
-#include <ATen/ops/linear.h>
-
+#include <lowbit/inference/quantize.h>
 #include <lowbit/inference/quantized_linear_method.h>
-#include <lowbit/core/fake_quantize.h>
 
 namespace lowbit::qat {
 
-void FakeQuantizeConfig::validate() const {
-  TORCH_CHECK(granularity == "per_token" || granularity == "per_channel" || granularity == "per_group",
-              "FakeQuantizeConfig: granularity must be 'per_token', 'per_channel' or 'per_group', got '", granularity,
-              "'");
-  TORCH_CHECK(granularity != "per_group" || group_size >= 1, "FakeQuantizeConfig: 'per_group' needs group_size >= 1");
-}
-
-at::Tensor FakeQuantizeConfig::fake_quantize(const at::Tensor& x) const {
-  std::vector<int64_t> block(x.dim(), 1);
-  block.back() = granularity == "per_group" ? group_size : x.size(-1);
-  return core::fake_quantize_affine(x, block, dtype, symmetric ? "symmetric" : "asymmetric", zero_point_domain);
-}
-
-QATConfig Int8DynActInt4WeightQATConfig(int64_t group_size) {
-  QATConfig c;
-  c.activation = FakeQuantizeConfig{"int8", "per_token", 0, false, "int"};
-  c.weight = FakeQuantizeConfig{"int4", "per_group", group_size, true, "int"};
-  c.convert_to = inference::Int8DynamicActivationInt4WeightConfig(group_size);
-  return c;
-}
-
-QATConfig Int4WeightOnlyQATConfig(int64_t group_size) {
-  QATConfig c;
-  c.weight = FakeQuantizeConfig{"uint4", "per_group", group_size, false, "float"};
-  c.convert_to = inference::Int4WeightOnlyConfig(group_size);
-  return c;
-}
-
 at::Tensor FakeQuantizedLinearMethod::forward(nn::LinearImpl& layer, const at::Tensor& input) {
-  const at::Tensor w = config_.weight.fake_quantize(layer.weight.to(at::kFloat));
-  if (!config_.activation) {
-    return at::linear(input, w.to(input.scalar_type()), layer.bias.defined() ? layer.bias : at::Tensor());
-  }
-  at::Tensor y = at::linear(config_.activation->fake_quantize(input.to(at::kFloat)), w);
-  if (layer.bias.defined()) y = y.add(layer.bias.to(at::kFloat));
-  return y.to(input.scalar_type());
+  std::optional<core::FakeQuantSpec> act;
+  if (config_.activation) act = config_.activation->spec();
+  std::optional<at::Tensor> bias;
+  if (layer.bias.defined()) bias = layer.bias;
+  return core::fake_quantized_linear(input, layer.weight, bias, config_.weight.spec(), act);
+}
+
+std::optional<std::string> prepare_skip_reason(const std::string& name, const std::string& method, bool quantized,
+                                               bool filter_accepts, const QATConfig& config, int64_t out_features,
+                                               int64_t in_features, at::ScalarType dtype) {
+  if (auto reason = inference::selection_skip_reason(name, method, quantized, filter_accepts, {})) return reason;
+  if (!config.convert_to.defined()) return std::nullopt;
+  return inference::unsupported_reason(config.convert_to, out_features, in_features, dtype);
 }
 
 nn::ConvertSummary prepare(torch::nn::Module& model, const QATConfig& config, const nn::LinearFilter& filter) {
-  if (config.activation) config.activation->validate();
-  config.weight.validate();
-  config.convert_to.validate();
+  config.validate();
   auto skip = [&](const std::string& name, const nn::LinearImpl& layer) -> std::optional<std::string> {
-    if (filter && !filter(name, layer)) return "excluded by the filter";
-    if (layer.method().name() != "plain") return "has the '" + layer.method().name() + "' method, not plain";
-    return inference::unsupported_reason(config.convert_to, layer.weight.size(0), layer.weight.size(1),
-                                         layer.weight.scalar_type());
+    const bool quantized = dynamic_cast<const inference::QuantizedLinearMethod*>(&layer.method()) != nullptr;
+    return prepare_skip_reason(name, layer.method().name(), quantized, !filter || filter(name, layer), config,
+                               layer.options.out_features(), layer.options.in_features(), layer.weight.scalar_type());
   };
   auto make = [&](const std::string&, nn::LinearImpl&) { return std::make_shared<FakeQuantizedLinearMethod>(config); };
-  return nn::swap_linear_methods(model, skip, make, "fake_quant_" + config.convert_to.name());
+  return nn::swap_linear_methods(model, skip, make, config.method_name());
 }
 
 nn::ConvertSummary convert(torch::nn::Module& model) {
@@ -64,8 +37,11 @@ nn::ConvertSummary convert(torch::nn::Module& model) {
     if (!dynamic_cast<const FakeQuantizedLinearMethod*>(&layer.method())) return "not prepared for QAT";
     return std::nullopt;
   };
-  auto make = [](const std::string&, nn::LinearImpl& layer) -> std::shared_ptr<nn::LinearMethod> {
+  auto make = [](const std::string& name, nn::LinearImpl& layer) -> std::shared_ptr<nn::LinearMethod> {
     const auto& m = dynamic_cast<const FakeQuantizedLinearMethod&>(layer.method());
+    TORCH_CHECK(m.config().convert_to.defined(), "qat::convert: '", name, "' was prepared with a custom "
+                "FakeQuantizeConfig pair, which no quantize_ config implements; prepare with "
+                "Int8DynActInt4WeightQATConfig or Int4WeightOnlyQATConfig; the model was not changed");
     return std::make_shared<inference::QuantizedLinearMethod>(
         inference::quantize_weight(layer.weight.detach(), m.config().convert_to));
   };

@@ -1,11 +1,10 @@
 // Reference kernels of the quantized linear ops, built from lowbit's affine / fpx / float8 ops
 // and aten GEMMs. Registered at CompositeExplicitAutograd, so they are the CPU kernels and also
 // run on CUDA until a dedicated CUDA kernel is registered at the CUDA key (which takes precedence).
+// int4's tinygemm kernels are per device (CPU here, CUDA in csrc/cuda/int4_tinygemm.cpp).
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/_convert_weight_to_int4pack.h>
 #include <ATen/ops/_convert_weight_to_int4pack_for_cpu.h>
 #include <ATen/ops/_int_mm.h>
-#include <ATen/ops/_weight_int4pack_mm.h>
 #include <ATen/ops/_weight_int4pack_mm_for_cpu.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/matmul.h>
@@ -82,31 +81,21 @@ at::Tensor int8_dynamic_activation_int8_linear_ref(const at::Tensor& input, cons
   return unflatten_rows(y.to(input.scalar_type()), input);
 }
 
-at::Tensor int4_pack_tinygemm_ref(const at::Tensor& codes, int64_t inner_k_tiles) {
-  TORCH_CHECK(codes.dim() == 2 && codes.scalar_type() == at::kByte, "int4_pack_tinygemm: codes must be uint8 (N, K), "
-              "got ", codes.scalar_type(), " of shape ", codes.sizes());
-  TORCH_CHECK(inner_k_tiles == 2 || inner_k_tiles == 4 || inner_k_tiles == 8,
-              "int4_pack_tinygemm: inner_k_tiles must be 2, 4 or 8, got ", inner_k_tiles);
-  TORCH_CHECK(codes.size(1) % (inner_k_tiles * 16) == 0 && codes.size(0) % 8 == 0, "int4_pack_tinygemm: needs N % 8 "
-              "== 0 and K % (inner_k_tiles * 16) == 0, got (N, K) = ", codes.sizes());
-  if (codes.is_cuda()) {
-    // tinygemm's CUDA packer takes two codes per byte, the even column in the high nibble.
-    const at::Tensor c = codes.to(at::kInt);
-    const at::Tensor even = c.slice(1, 0, c.size(1), 2);
-    const at::Tensor odd = c.slice(1, 1, c.size(1), 2);
-    return at::_convert_weight_to_int4pack(even.bitwise_left_shift(4).bitwise_or(odd).to(at::kByte).contiguous(),
-                                           inner_k_tiles);
-  }
+// tinygemm on CPUs (aten::_convert_weight_to_int4pack_for_cpu / _weight_int4pack_mm_for_cpu); the
+// CUDA kernels are in csrc/cuda/int4_tinygemm.cpp (the packing differs per device type).
+at::Tensor int4_pack_tinygemm_cpu(const at::Tensor& codes, int64_t inner_k_tiles) {
+  ops::check_int4_pack_args(codes, inner_k_tiles, 16);
   return at::_convert_weight_to_int4pack_for_cpu(codes.to(at::kInt).contiguous(), inner_k_tiles);
 }
 
-at::Tensor int4_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& sz,
+at::Tensor int4_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& sz,
                                        int64_t group_size, const OptTensor& bias) {
   const char* op = "int4_weight_only_linear";
   check_concrete(input, check_int4_tinygemm(packed, sz, group_size, op), bias, op);
+  TORCH_CHECK(packed.scalar_type() == at::kByte, op, ": the packed weight (", packed.scalar_type(), ") was packed for "
+              "CUDA; tinygemm's packing is per device type: quantize on the CPU");
   const at::Tensor x = flatten_rows(input).to(sz.scalar_type()).contiguous();
-  at::Tensor y = input.is_cuda() ? at::_weight_int4pack_mm(x, packed, group_size, sz)
-                                 : at::_weight_int4pack_mm_for_cpu(x, packed, group_size, sz);
+  const at::Tensor y = at::_weight_int4pack_mm_for_cpu(x, packed, group_size, sz);
   return unflatten_rows(add_bias(y, bias).to(input.scalar_type()), input);
 }
 
@@ -187,13 +176,16 @@ at::Tensor float8_dynamic_activation_linear_ref(const at::Tensor& input, const a
 TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) {
   m.impl("int8_weight_only_linear", &int8_weight_only_linear_ref);
   m.impl("int8_dynamic_activation_int8_linear", &int8_dynamic_activation_int8_linear_ref);
-  m.impl("int4_pack_tinygemm", &int4_pack_tinygemm_ref);
-  m.impl("int4_weight_only_linear", &int4_weight_only_linear_ref);
   m.impl("int8_dynamic_activation_int4_linear", &int8_dynamic_activation_int4_linear_ref);
   m.impl("uintx_weight_only_linear", &uintx_weight_only_linear_ref);
   m.impl("fpx_weight_only_linear", &fpx_weight_only_linear_ref);
   m.impl("float8_weight_only_linear", &float8_weight_only_linear_ref);
   m.impl("float8_dynamic_activation_linear", &float8_dynamic_activation_linear_ref);
+}
+
+TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
+  m.impl("int4_pack_tinygemm", &int4_pack_tinygemm_cpu);
+  m.impl("int4_weight_only_linear", &int4_weight_only_linear_cpu);
 }
 
 }  // namespace lowbit::cpu

@@ -10,8 +10,14 @@
 #include <torch/nn/options/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
 
 namespace lowbit::nn {
 
@@ -25,7 +31,18 @@ class LinearMethod {
   // A short name for summaries and printing, e.g. "plain", "float8_tensorwise", "int4wo".
   virtual std::string name() const = 0;
   virtual at::Tensor forward(LinearImpl& layer, const at::Tensor& input) = 0;
+  // torch::save / torch::load of the layer. A method holding state the layer's parameters do not
+  // (a packed weight) returns the tag of a loader registered with register_linear_method_loader
+  // and writes that state; methods that are configuration only (float8, fake quant) return "" and
+  // are not saved (the loading model keeps its own).
+  virtual std::string serialization_tag() const { return ""; }
+  virtual void save(torch::serialize::OutputArchive& archive) const {}
 };
+
+// Rebuilds a method from what its save() wrote.
+using LinearMethodLoader = std::function<std::shared_ptr<LinearMethod>(torch::serialize::InputArchive& archive)>;
+// Registers `loader` under `tag` (called once, at load time, by the feature that owns the method).
+bool register_linear_method_loader(const std::string& tag, LinearMethodLoader loader);
 
 // The default method: at::linear(input, weight, bias), exactly torch::nn::Linear's forward.
 class PlainLinearMethod : public LinearMethod {
@@ -44,6 +61,11 @@ class LinearImpl : public torch::nn::Cloneable<LinearImpl> {
   void reset() override;
   void reset_parameters();
   void pretty_print(std::ostream& stream) const override;
+  // torch::save / torch::load: the parameters, plus the method's own state when it holds some (a
+  // quantized layer round-trips as a quantized layer). Loading a float layer into a layer whose
+  // method held a packed weight restores the plain method.
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 
   // y = method(x); with the plain method, x @ weight^T + bias.
   at::Tensor forward(const at::Tensor& input);

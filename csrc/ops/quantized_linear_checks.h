@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 
 #include <optional>
 #include <vector>
@@ -83,6 +84,18 @@ inline QLinearDims check_packed_groupwise(const at::Tensor& packed, const at::Te
   return {n, k};
 }
 
+// int4_pack_tinygemm's arguments: uint8 codes (N, K), a tile count tinygemm has, N a multiple of
+// `n_multiple` (aten's packer: 16 on CPUs, 8 on CUDA; quantize_'s shape rule takes 16 for both).
+inline void check_int4_pack_args(const at::Tensor& codes, int64_t inner_k_tiles, int64_t n_multiple) {
+  TORCH_CHECK(codes.dim() == 2 && codes.scalar_type() == at::kByte, "int4_pack_tinygemm: codes must be uint8 (N, K), "
+              "got ", codes.scalar_type(), " of shape ", codes.sizes());
+  TORCH_CHECK(inner_k_tiles == 2 || inner_k_tiles == 4 || inner_k_tiles == 8,
+              "int4_pack_tinygemm: inner_k_tiles must be 2, 4 or 8, got ", inner_k_tiles);
+  TORCH_CHECK(codes.size(1) % (inner_k_tiles * 16) == 0 && codes.size(0) % n_multiple == 0, "int4_pack_tinygemm: "
+              "needs N % ", n_multiple, " == 0 and K % (inner_k_tiles * 16) == 0 on ", codes.device().type(),
+              ", got (N, K) = ", codes.sizes());
+}
+
 inline QLinearDims check_int4_tinygemm(const at::Tensor& packed, const at::Tensor& scale_and_zeros, int64_t group_size,
                                        const char* op) {
   TORCH_CHECK(scale_and_zeros.dim() == 3 && scale_and_zeros.sym_size(2) == 2, op,
@@ -116,6 +129,14 @@ inline QLinearDims check_float8_weight(const at::Tensor& weight, const at::Tenso
   TORCH_CHECK(rowwise || (allow_tensorwise && scale.sym_numel() == 1), op, ": weight scale must have shape (N, 1)",
               allow_tensorwise ? " or hold one value" : "", ", got ", scale.sym_sizes());
   return {weight.sym_size(0), weight.sym_size(1)};
+}
+
+// The Meta kernels' output: checks input and bias against the weight's dims, (..., K) -> (..., N).
+inline at::Tensor qlinear_meta_output(const at::Tensor& input, const QLinearDims& d,
+                                      const std::optional<at::Tensor>& bias, const char* op) {
+  check_qlinear_input(input, d.k, op);
+  check_qlinear_bias(bias, d.n, op);
+  return at::empty_symint(qlinear_output_shape(input, d.n), input.options());
 }
 
 }  // namespace lowbit::ops

@@ -2,7 +2,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <lowbit/core/device.h>
 #include <lowbit/float8/config.h>
+#include <lowbit/float8/convert.h>
 
 #include "errors.h"
 
@@ -86,6 +88,19 @@ void bind_float8(py::module_& m) {
             c.round_scales_to_power_of_2 = t[5].cast<bool>();
             return c;
           }));
+  m.def(
+      "float8_skip_reason",
+      [](const std::string& name, const std::string& method, bool filter_accepts, int64_t in, int64_t out,
+         const std::string& device, const Float8LinearConfig& config) {
+        return as_value_error(
+            [&] { return float8::float8_skip_reason(name, method, filter_accepts, in, out, c10::Device(device), config); });
+      },
+      py::arg("name"), py::arg("method"), py::arg("filter_accepts"), py::arg("in_features"), py::arg("out_features"),
+      py::arg("device"), py::arg("config"),
+      "convert_to_float8_training's rule (the C++ one): why a linear stays in high precision, or None; a "
+      "ValueError for a device without an fp8 GEMM and emulate=False.");
+  m.def("has_fp8_gemm", [](const std::string& device) { return core::has_fp8_gemm(c10::Device(device)); },
+        py::arg("device"), "Whether `device` runs fp8 GEMMs on tensor cores (CUDA, compute capability 8.9+).");
 }
 
 }  // namespace lowbit::python

@@ -1,10 +1,11 @@
-// Python binding of quantize_'s configs and the shorthand parser: they exist once, in C++.
+// Python binding of the quantize_ configs: one class (QuantizeConfig) and one constructor per
+// registered format family (Int4WeightOnlyConfig(group_size=128), ...), generated from the format
+// table (csrc/quant), so a new format appears here without touching this file.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lowbit/inference/config.h>
-#include <lowbit/inference/quantized_weight.h>
-#include <lowbit/inference/serialization.h>
+#include <lowbit/quant/config.h>
+#include <lowbit/quant/format.h>
 
 #include "errors.h"
 
@@ -13,118 +14,165 @@ namespace py = pybind11;
 namespace lowbit::python {
 namespace {
 
-using inference::QuantizeConfig;
-using inference::QuantKind;
+using quant::FormatFamily;
+using quant::QuantizeConfig;
+using quant::QuantParam;
 
+// torch dtype names of the dtypes configs take or report.
+const std::vector<std::pair<const char*, at::ScalarType>>& dtype_names() {
+  static const std::vector<std::pair<const char*, at::ScalarType>> names = {
+      {"float8_e4m3fn", at::kFloat8_e4m3fn}, {"float8_e5m2", at::kFloat8_e5m2}, {"float32", at::kFloat},
+      {"bfloat16", at::kBFloat16},           {"float16", at::kHalf},            {"float", at::kFloat},
+      {"half", at::kHalf},                   {"e4m3", at::kFloat8_e4m3fn},      {"e4m3fn", at::kFloat8_e4m3fn},
+      {"e5m2", at::kFloat8_e5m2}};
+  return names;
+}
 
-// torch.float8_e4m3fn / "float8_e4m3fn" / "e4m3" (and the e5m2 spellings) -> ScalarType.
-at::ScalarType float8_dtype_from_py(const py::handle& dtype) {
-  std::string s = py::str(dtype);
+// torch.float8_e4m3fn / "float8_e4m3fn" / "torch.float8_e4m3fn" / "e4m3" -> ScalarType; nullopt otherwise.
+std::optional<at::ScalarType> dtype_from_py(const py::handle& value) {
+  std::string s = py::str(value);
   if (s.rfind("torch.", 0) == 0) s = s.substr(6);
-  if (s == "float8_e4m3fn" || s == "e4m3" || s == "e4m3fn") return at::kFloat8_e4m3fn;
-  if (s == "float8_e5m2" || s == "e5m2") return at::kFloat8_e5m2;
-  throw py::value_error("Float8WeightOnlyConfig: dtype must be torch.float8_e4m3fn or torch.float8_e5m2, got " + s);
+  for (const auto& [name, t] : dtype_names()) {
+    if (s == name) return t;
+  }
+  return std::nullopt;
+}
+
+py::object dtype_to_py(at::ScalarType t) {
+  for (const auto& [name, d] : dtype_names()) {
+    if (d == t) return py::module_::import("torch").attr(name);
+  }
+  return py::str(c10::toString(t));
+}
+
+py::object param_to_py(const QuantParam& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return py::int_(*i);
+  if (const auto* s = std::get_if<std::string>(&v)) return py::str(*s);
+  return dtype_to_py(std::get<at::ScalarType>(v));
+}
+
+// A Python value for parameter `name` of `kind`, typed like the parameter's default (or by the
+// value itself when the parameter is required).
+QuantParam param_from_py(const FormatFamily& family, const std::string& name, const py::handle& value) {
+  std::optional<QuantParam> like;
+  for (const auto& p : family.params) {
+    if (p.name == name) like = p.default_value;
+  }
+  const bool wants_dtype = like && std::holds_alternative<at::ScalarType>(*like);
+  if (wants_dtype || py::hasattr(value, "is_floating_point")) {  // a torch.dtype
+    if (auto t = dtype_from_py(value)) return *t;
+    throw py::value_error(family.kind + ": " + name + " must be a torch dtype such as torch.float8_e4m3fn, got " +
+                          std::string(py::repr(value)));
+  }
+  if (py::isinstance<py::bool_>(value)) {
+    throw py::value_error(family.kind + ": " + name + " must be an integer or a string, got a bool");
+  }
+  if (py::isinstance<py::int_>(value)) return value.cast<int64_t>();
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  throw py::value_error(family.kind + ": " + name + " must be an integer or a string, got " +
+                        std::string(py::repr(value)));
+}
+
+QuantizeConfig construct(const FormatFamily& family, const py::args& args, const py::kwargs& kwargs) {
+  if (args.size() > family.params.size()) {
+    throw py::value_error(family.kind + " takes at most " + std::to_string(family.params.size()) +
+                          " positional arguments, got " + std::to_string(args.size()));
+  }
+  quant::QuantParams params;
+  for (size_t i = 0; i < args.size(); ++i) {
+    params[family.params[i].name] = param_from_py(family, family.params[i].name, args[i]);
+  }
+  for (const auto& item : kwargs) {
+    const std::string key = py::cast<std::string>(item.first);
+    if (params.count(key)) throw py::value_error(family.kind + ": got multiple values for '" + key + "'");
+    params[key] = param_from_py(family, key, item.second);
+  }
+  return as_value_error([&] { return quant::make_quantize_config(family.kind, params); });
+}
+
+std::string signature(const FormatFamily& family) {
+  std::string s = family.kind + "(";
+  for (size_t i = 0; i < family.params.size(); ++i) {
+    const auto& p = family.params[i];
+    s += (i ? ", " : "") + p.name;
+    if (p.default_value) s += "=" + std::string(py::repr(param_to_py(*p.default_value)));
+  }
+  return s + ")";
 }
 
 at::ScalarType weight_dtype_from_py(const py::handle& dtype) {
-  std::string s = py::str(dtype);
-  if (s.rfind("torch.", 0) == 0) s = s.substr(6);
-  if (s == "float32" || s == "float") return at::kFloat;
-  if (s == "bfloat16") return at::kBFloat16;
-  if (s == "float16" || s == "half") return at::kHalf;
-  return at::kByte;  // unsupported; unsupported_reason says so
-}
-
-const char* kind_name(QuantKind k) {
-  switch (k) {
-    case QuantKind::Int4WeightOnly: return "Int4WeightOnlyConfig";
-    case QuantKind::Int8WeightOnly: return "Int8WeightOnlyConfig";
-    case QuantKind::Int8DynamicInt8: return "Int8DynamicActivationInt8WeightConfig";
-    case QuantKind::Int8DynamicInt4: return "Int8DynamicActivationInt4WeightConfig";
-    case QuantKind::Float8WeightOnly: return "Float8WeightOnlyConfig";
-    case QuantKind::Float8DynamicFloat8: return "Float8DynamicActivationFloat8WeightConfig";
-    case QuantKind::FpxWeightOnly: return "FPXWeightOnlyConfig";
-    case QuantKind::UIntxWeightOnly: return "UIntXWeightOnlyConfig";
-  }
-  return "?";
+  const auto t = dtype_from_py(dtype);
+  return t && (*t == at::kFloat || *t == at::kBFloat16 || *t == at::kHalf) ? *t : at::kByte;  // kByte: unsupported
 }
 
 }  // namespace
 
 void bind_inference(py::module_& m) {
   py::class_<QuantizeConfig>(m, "QuantizeConfig",
-                             "A quantize_ config (made by Int4WeightOnlyConfig(...) etc. or parse_quantize_config).")
-      .def_property_readonly("kind", [](const QuantizeConfig& c) { return std::string(kind_name(c.kind)); })
+                             "A quantize_ config: one quantized weight format with its parameters (made by "
+                             "Int4WeightOnlyConfig(...) etc. or parse_quantize_config). Parameters read as "
+                             "attributes (config.group_size).")
+      .def_property_readonly("kind", &QuantizeConfig::kind, "The config class, e.g. 'Int4WeightOnlyConfig'.")
       .def_property_readonly("name", &QuantizeConfig::name, "The canonical shorthand, e.g. 'int4wo-128'.")
-      .def_readonly("group_size", &QuantizeConfig::group_size)
-      .def_readonly("granularity", &QuantizeConfig::granularity)
-      .def_readonly("ebits", &QuantizeConfig::ebits)
-      .def_readonly("mbits", &QuantizeConfig::mbits)
-      .def_readonly("bits", &QuantizeConfig::bits)
-      .def_property_readonly("dtype",
-                             [](const QuantizeConfig& c) {
-                               return py::module_::import("torch").attr(
-                                   c.float8_dtype == at::kFloat8_e5m2 ? "float8_e5m2" : "float8_e4m3fn");
-                             })
+      .def_property_readonly(
+          "params",
+          [](const QuantizeConfig& c) {
+            py::dict d;
+            for (const auto& [name, value] : c.params()) d[py::str(name)] = param_to_py(value);
+            return d;
+          },
+          "The parameters by name.")
+      .def_property_readonly(
+          "part_names", [](const QuantizeConfig& c) { return c.format().part_names(); },
+          "Names of the packed parts, in the order the format's op takes them.")
+      .def_property_readonly(
+          "linear_op", [](const QuantizeConfig& c) { return c.format().linear_op(); },
+          "The format's linear op in torch.ops.lowbit: op(input, *parts, *linear_op_args, bias).")
+      .def_property_readonly(
+          "linear_op_args",
+          [](const QuantizeConfig& c) {
+            py::list out;
+            for (const auto& v : c.format().linear_op_args()) out.append(param_to_py(v));
+            return py::tuple(out);
+          },
+          "The constant arguments of the format's linear op (after the parts).")
+      .def_property_readonly(
+          "quantizes_activations", [](const QuantizeConfig& c) { return c.format().quantizes_activations(); },
+          "True when activations are quantized on the fly.")
+      .def("__getattr__",
+           [](const QuantizeConfig& c, const std::string& name) -> py::object {
+             for (const auto& [n, value] : c.params()) {
+               if (n == name) return param_to_py(value);
+             }
+             throw py::attribute_error(c.kind() + " has no attribute '" + name + "'");
+           })
       .def("__repr__", &QuantizeConfig::to_string)
-      .def("__eq__", [](const QuantizeConfig& a, const QuantizeConfig& b) { return a == b; })
+      .def("__eq__", [](const QuantizeConfig& a, const py::object& b) {
+        return py::isinstance<QuantizeConfig>(b) && a == b.cast<const QuantizeConfig&>();
+      })
       .def("__hash__", [](const QuantizeConfig& c) { return py::hash(py::str(c.name())); })
       .def(py::pickle([](const QuantizeConfig& c) { return c.name(); },
-                      [](const std::string& name) { return inference::parse_quantize_config(name); }));
+                      [](const std::string& name) { return quant::parse_quantize_config(name); }));
 
-  m.def("Int4WeightOnlyConfig", [](int64_t g) { return as_value_error([&] { return inference::Int4WeightOnlyConfig(g); }); },
-        py::arg("group_size") = 128, "int4 weight-only (tinygemm), group-wise asymmetric with float zero points.");
-  m.def("Int8WeightOnlyConfig", &inference::Int8WeightOnlyConfig, "int8 weight-only, per-channel symmetric.");
-  m.def("Int8DynamicActivationInt8WeightConfig", &inference::Int8DynamicActivationInt8WeightConfig,
-        "per-token int8 activations x per-channel int8 weights, int32 accumulation.");
-  m.def("Int8DynamicActivationInt4WeightConfig",
-        [](int64_t g) { return as_value_error([&] { return inference::Int8DynamicActivationInt4WeightConfig(g); }); },
-        py::arg("group_size") = 32, "per-token int8 activations x group-wise symmetric int4 weights.");
-  m.def("Float8WeightOnlyConfig",
-        [](const py::object& dtype) {
-          const at::ScalarType t = float8_dtype_from_py(dtype);
-          return as_value_error([&] { return inference::Float8WeightOnlyConfig(t); });
-        },
-        py::arg("dtype") = py::str("float8_e4m3fn"), "float8 weights (row-wise scales), high-precision activations.");
-  m.def("Float8DynamicActivationFloat8WeightConfig",
-        [](const std::string& g) {
-          return as_value_error([&] { return inference::Float8DynamicActivationFloat8WeightConfig(g); });
-        },
-        py::arg("granularity") = "tensor", "e4m3 activations and weights, 'tensor' or 'row' scales, scaled_mm.");
-  m.def("FPXWeightOnlyConfig",
-        [](int64_t e, int64_t mb) { return as_value_error([&] { return inference::FPXWeightOnlyConfig(e, mb); }); },
-        py::arg("ebits"), py::arg("mbits"), "fpX_e{ebits}m{mbits} weights (1 + ebits + mbits <= 7), row scales.");
-  m.def("UIntXWeightOnlyConfig",
-        [](int64_t b, int64_t g) { return as_value_error([&] { return inference::UIntXWeightOnlyConfig(b, g); }); },
-        py::arg("bits"), py::arg("group_size") = 64, "uint{bits} weights (1..7), group-wise asymmetric, bit-packed.");
+  py::list kinds;
+  for (const FormatFamily* family : quant::format_families()) {
+    m.def(family->kind.c_str(),
+          [family](const py::args& args, const py::kwargs& kwargs) { return construct(*family, args, kwargs); },
+          (signature(*family) + ": " + family->doc).c_str());
+    kinds.append(family->kind);
+  }
+  m.attr("quantize_config_kinds") = py::tuple(kinds);
+
   m.def("parse_quantize_config",
-        [](const std::string& s) { return as_value_error([&] { return inference::parse_quantize_config(s); }); },
+        [](const std::string& s) { return as_value_error([&] { return quant::parse_quantize_config(s); }); },
         py::arg("shorthand"), "The config a shorthand names; ValueError listing the valid names otherwise.");
-  m.def("quantize_shorthands", &inference::quantize_shorthands, "Every valid shorthand.");
+  m.def("quantize_shorthands", &quant::quantize_shorthands, "Every valid shorthand.");
   m.def("quantize_unsupported_reason",
         [](const QuantizeConfig& c, int64_t n, int64_t k, const py::object& dtype) {
-          return inference::unsupported_reason(c, n, k, weight_dtype_from_py(dtype));
+          return quant::unsupported_reason(c, n, k, weight_dtype_from_py(dtype));
         },
         py::arg("config"), py::arg("out_features"), py::arg("in_features"), py::arg("dtype"),
         "Why config cannot quantize an (out_features, in_features) weight of dtype, or None.");
-
-  // File-level hooks of the C++ reader / writer (no tensors cross pybind11), for the cross-face tests.
-  m.def("_cpp_read_quantized_formats",
-        [](const std::string& path) {
-          return as_value_error([&] {
-            std::map<std::string, std::string> formats;
-            const inference::QuantizedFile file = inference::read_quantized_file(path);
-            for (const auto& [name, w] : file.weights) formats[name] = w.config.name();
-            for (const auto& [name, t] : file.tensors) formats[name] = "plain";
-            return formats;
-          });
-        },
-        py::arg("path"), "Reads a save_quantized file with the C++ reader: {name: format or 'plain'}.");
-  m.def("_cpp_rewrite_quantized",
-        [](const std::string& src, const std::string& dst) {
-          as_value_error([&] { inference::write_quantized_file(dst, inference::read_quantized_file(src)); });
-        },
-        py::arg("src"), py::arg("dst"), "Reads src with the C++ reader and writes it to dst with the C++ writer.");
 }
 
 }  // namespace lowbit::python

@@ -13,6 +13,8 @@ void bind_autoquant(py::module_& m);
 void bind_diagnostics(py::module_& m);
 void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
+void bind_nn(py::module_& m);
+void bind_qat(py::module_& m);
 void bind_sparse(py::module_& m);
 }  // namespace lowbit::python
 
@@ -22,7 +24,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("build_info", &lowbit::build_info,
         "Build facts: version, cuda (ON/OFF), cuda_archs, torch_version, torch_cuda_version.");
   lowbit::python::bind_float8(m);
+  lowbit::python::bind_nn(m);
   lowbit::python::bind_inference(m);
+  lowbit::python::bind_qat(m);
   lowbit::python::bind_autoquant(m);
   lowbit::python::bind_diagnostics(m);
   lowbit::python::bind_sparse(m);

@@ -15,6 +15,7 @@ from . import optim
 from . import inference
 from . import qat
 from . import sparse
+from ._convert import ConvertSummary
 from .inference import autoquant, load_quantized, quantize_, save_quantized
 
 __version__: str = _C.version()
@@ -37,7 +38,8 @@ def build_info() -> dict:
     }
 
 
-__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "sparse", "quantize_", "autoquant", "save_quantized", "load_quantized"]
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "sparse",
+           "quantize_", "autoquant", "save_quantized", "load_quantized", "ConvertSummary"]
 
 
 def __getattr__(name: str):

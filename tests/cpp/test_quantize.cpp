@@ -23,10 +23,11 @@
 #include <lowbit/inference/quantize.h>
 #include <lowbit/inference/quantized_linear_method.h>
 
+#include "expect_error.h"
+
 namespace {
 
 using namespace lowbit;
-using inference::QuantKind;
 using inference::QuantizeConfig;
 
 constexpr int64_t K = 256, H = 512;
@@ -53,32 +54,33 @@ double sqnr(const at::Tensor& ref, const at::Tensor& x) {
 }
 
 double sqnr_floor(const QuantizeConfig& c) {
-  switch (c.kind) {
-    case QuantKind::Int8WeightOnly:
-    case QuantKind::Int8DynamicInt8: return 32.0;
-    case QuantKind::Int4WeightOnly:
-    case QuantKind::Int8DynamicInt4: return c.group_size > 128 ? 12.0 : 14.0;
-    case QuantKind::Float8WeightOnly: return c.float8_dtype == at::kFloat8_e5m2 ? 19.0 : 22.0;
-    case QuantKind::Float8DynamicFloat8: return 22.0;
-    case QuantKind::FpxWeightOnly:
-      if (c.mbits == 0) return c.ebits == 1 ? -3.0 : 6.0;
-      return 6.0 * c.mbits - (c.ebits == 1 ? 1.0 : 0.0);
-    case QuantKind::UIntxWeightOnly: return 6.0 * c.bits - (c.group_size > 64 ? 13.0 : 10.0);
+  const std::string k = c.kind();
+  if (k == "Int8WeightOnlyConfig" || k == "Int8DynamicActivationInt8WeightConfig") return 32.0;
+  if (k == "Int4WeightOnlyConfig" || k == "Int8DynamicActivationInt4WeightConfig")
+    return c.int_param("group_size") > 128 ? 12.0 : 14.0;
+  if (k == "Float8WeightOnlyConfig") return c.dtype_param("dtype") == at::kFloat8_e5m2 ? 19.0 : 22.0;
+  if (k == "Float8DynamicActivationFloat8WeightConfig") return 22.0;
+  if (k == "FPXWeightOnlyConfig") {
+    const int64_t e = c.int_param("ebits"), m = c.int_param("mbits");
+    if (m == 0) return e == 1 ? -3.0 : 6.0;
+    return 6.0 * m - (e == 1 ? 1.0 : 0.0);
   }
+  if (k == "UIntXWeightOnlyConfig") return 6.0 * c.int_param("bits") - (c.int_param("group_size") > 64 ? 13.0 : 10.0);
   return 1e9;
 }
 
 int64_t expected_bytes(const QuantizeConfig& c, int64_t n, int64_t k) {
-  switch (c.kind) {
-    case QuantKind::Int8WeightOnly:
-    case QuantKind::Int8DynamicInt8:
-    case QuantKind::Float8WeightOnly: return n * k + 4 * n;
-    case QuantKind::Int4WeightOnly: return n * k / 2 + (k / c.group_size) * n * 4;
-    case QuantKind::Int8DynamicInt4: return n * k / 2 + 8 * n * (k / c.group_size);
-    case QuantKind::Float8DynamicFloat8: return n * k + (c.granularity == "row" ? 4 * n : 4);
-    case QuantKind::FpxWeightOnly: return n * k * (1 + c.ebits + c.mbits) / 8 + 4 * n;
-    case QuantKind::UIntxWeightOnly: return n * k * c.bits / 8 + 8 * n * (k / c.group_size);
-  }
+  const std::string kind = c.kind();
+  if (kind == "Int8WeightOnlyConfig" || kind == "Int8DynamicActivationInt8WeightConfig" ||
+      kind == "Float8WeightOnlyConfig")
+    return n * k + 4 * n;
+  if (kind == "Int4WeightOnlyConfig") return n * k / 2 + (k / c.int_param("group_size")) * n * 4;
+  if (kind == "Int8DynamicActivationInt4WeightConfig") return n * k / 2 + 8 * n * (k / c.int_param("group_size"));
+  if (kind == "Float8DynamicActivationFloat8WeightConfig")
+    return n * k + (c.string_param("granularity") == "row" ? 4 * n : 4);
+  if (kind == "FPXWeightOnlyConfig") return n * k * (1 + c.int_param("ebits") + c.int_param("mbits")) / 8 + 4 * n;
+  if (kind == "UIntXWeightOnlyConfig")
+    return n * k * c.int_param("bits") / 8 + 8 * n * (k / c.int_param("group_size"));
   return -1;
 }
 
@@ -296,6 +298,100 @@ TEST(QuantizeSerialization, BadFilesAreErrorsAndLeaveTheModelUntouched) {
   other.register_module("fc2", nn::Linear(64, K));
   expect_rejected(bytes, other, *small);
   std::remove(path.c_str());
+}
+
+}  // namespace
+
+// ---- gradients through quantized layers, torch::save / torch::load, names -------------------
+
+#include <ATen/ops/matmul.h>
+#include <torch/serialize.h>
+
+namespace {
+
+// Every format passes a straight-through gradient to its input: grad_input = grad @ dequant(W),
+// and to the bias; packed parts that require grad are an error, not a silently missing gradient.
+TEST(QuantizeGradients, EveryFormatPassesAGradientToItsInput) {
+  for (const char* name : {"int4wo", "int8wo", "int8dq", "int4dq", "float8wo_e4m3", "float8dq_e4m3_tensor",
+                           "float8dq_e4m3_row", "fp6_e3m2", "uint3wo"}) {
+    SCOPED_TRACE(name);
+    Mlp q;
+    inference::quantize_(*q, name);
+    const auto& w = packed(q->fc2);
+    const at::Tensor x = sample_input().requires_grad_(true);
+    q->fc2->bias.requires_grad_(true);
+    const at::Tensor y = q->fc2->forward(at::gelu(x.matmul(at::randn({K, H}).to(at::kBFloat16))));
+    const at::Tensor g = at::randn_like(y);
+    y.backward(g);
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_GT(x.grad().abs().sum().item<double>(), 0.0);
+    ASSERT_TRUE(q->fc2->bias.grad().defined());
+    EXPECT_TRUE(at::allclose(q->fc2->bias.grad().to(at::kFloat), g.to(at::kFloat).sum(0), 1e-2, 1e-2));
+    // Directly: grad_input of one layer is grad @ dequant(W).
+    const at::Tensor h = at::randn({3, H}).to(at::kBFloat16).requires_grad_(true);
+    const at::Tensor out = q->fc2->forward(h);
+    const at::Tensor go = at::randn_like(out);
+    out.backward(go);
+    const at::Tensor expected = at::matmul(go.to(at::kFloat), inference::dequantize_weight(w).to(at::kFloat));
+    EXPECT_TRUE(at::allclose(h.grad().to(at::kFloat), expected, 2e-2, 2e-2));
+  }
+}
+
+TEST(QuantizeGradients, PackedPartsThatRequireGradAreAnError) {
+  const auto w = inference::quantize_weight(at::randn({64, 64}), inference::Int8WeightOnlyConfig());
+  std::vector<at::Tensor> parts = w.parts;
+  parts[1] = parts[1].clone().requires_grad_(true);
+  inference::QuantizedWeight bad = w;
+  bad.parts = parts;
+  expect_error([&] { inference::quantized_linear(at::randn({2, 64}), bad); }, "frozen");
+}
+
+TEST(QuantizeSerialization, TorchSaveAndLoadRoundTripAQuantizedModel) {
+  const at::Tensor x = sample_input();
+  torch::NoGradGuard no_grad;
+  for (const char* name : {"int8wo", "int4wo", "uint3wo"}) {
+    SCOPED_TRACE(name);
+    Mlp q;
+    inference::quantize_(*q, name);
+    const std::string path = temp_path(std::string("torch_save_") + name + ".pt");
+    torch::save(q, path);
+    Mlp fresh;  // a float model: loading makes it the quantized one that was saved
+    torch::load(fresh, path);
+    EXPECT_EQ(fresh->fc1->method().name(), q->fc1->method().name());
+    EXPECT_TRUE(at::equal(fresh->forward(x), q->forward(x)));
+    // A float checkpoint loaded into a quantized model restores the float layers.
+    Mlp plain;
+    torch::save(plain, path);
+    torch::load(q, path);
+    EXPECT_EQ(q->fc1->method().name(), "plain");
+    EXPECT_TRUE(at::equal(q->forward(x), plain->forward(x)));
+    std::remove(path.c_str());
+  }
+}
+
+TEST(Quantize, CanonicalNamesOfEveryParameterValueParse) {
+  for (const auto& config : {inference::UIntXWeightOnlyConfig(3, 48), inference::Int8DynamicActivationInt4WeightConfig(16),
+                             inference::Int4WeightOnlyConfig(64), inference::FPXWeightOnlyConfig(2, 3)}) {
+    SCOPED_TRACE(config.name());
+    EXPECT_EQ(inference::parse_quantize_config(config.name()), config);
+    const auto params = config.params();
+    EXPECT_EQ(inference::make_quantize_config(config.kind(), {params.begin(), params.end()}), config);
+  }
+  expect_error([] { inference::make_quantize_config("UIntXWeightOnlyConfig", {{"bitz", int64_t{3}}}); },
+               "missing required parameter 'bits'");
+  expect_error([] { inference::make_quantize_config("UIntXWeightOnlyConfig", {{"bits", int64_t{3}}, {"group", int64_t{3}}}); },
+               "unknown parameter 'group'");
+  expect_error([] { inference::make_quantize_config("Int5Config"); }, "allowed: Int4WeightOnlyConfig");
+}
+
+TEST(Quantize, ShapesTinygemmCannotPackAreSkippedNotCrashed) {
+  torch::nn::Module root;
+  auto thin = root.register_module("thin", nn::Linear(256, 8));  // aten's CPU int4 packer needs more rows
+  auto ok = root.register_module("ok", nn::Linear(256, 64));
+  const auto summary = inference::quantize_(root, "int4wo-32");
+  EXPECT_EQ(thin->method().name(), "plain");
+  EXPECT_EQ(ok->method().name(), "int4wo-32");
+  EXPECT_NE(summary.to_string().find("tinygemm"), std::string::npos) << summary.to_string();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 #include <string>
 
 namespace {
@@ -197,7 +198,10 @@ struct ProcessRun {
 };
 
 ProcessRun run(const std::string& binary, const std::string& args) {
-  const fs::path dir = fs::temp_directory_path() / "lowbit_schema_run";
+  // One folder per process and call: ctest -j runs these tests side by side.
+  static int calls = 0;
+  const fs::path dir = fs::temp_directory_path() /
+                       ("lowbit_schema_run_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
   fs::create_directories(dir);
   const std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
   const int raw = std::system((binary + " " + args + " >" + out + " 2>" + err).c_str());
@@ -208,6 +212,7 @@ ProcessRun run(const std::string& binary, const std::string& args) {
   e << std::ifstream(err).rdbuf();
   r.out = o.str();
   r.err = e.str();
+  fs::remove_all(dir);
   return r;
 }
 

@@ -8,7 +8,6 @@ weight gradients of one linear (measured: ~26-28 dB and ~22-25 dB).
 """
 
 import copy
-import logging
 
 import pytest
 import torch
@@ -127,12 +126,16 @@ def test_mlp_training_matches_bf16_twin(recipe, bf16_twin):
     assert acc_f8 >= acc_bf16 - 0.03, (acc_f8, acc_bf16)
 
 
-def test_skip_rules_and_pad_inner_dim(caplog):
+def test_skip_rules_and_pad_inner_dim():
     model = nn.Sequential(nn.Linear(30, 64), nn.ReLU(), nn.Linear(64, 48))
-    with caplog.at_level(logging.INFO, logger="lowbit.float8"):
+    with pytest.warns(UserWarning, match="not multiples of 16"):  # visible without configuring logging
         convert_to_float8_training(model, config=emulated("tensorwise"))
     assert type(model[0]) is nn.Linear and isinstance(model[2], Float8Linear)
-    assert "not multiples of 16" in caplog.text
+    assert model.lowbit_summary.converted == ["2 (float8_tensorwise)"]
+    assert model.lowbit_summary.skipped[0][0] == "0" and "not multiples of 16" in model.lowbit_summary.skipped[0][1]
+    # A second convert reports the converted layer instead of silently passing over it.
+    with pytest.warns(UserWarning, match="already float8"):
+        convert_to_float8_training(model, config=emulated("tensorwise"))
 
     padded = convert_to_float8_training(copy.deepcopy(model), config=emulated("tensorwise", pad_inner_dim=True))
     assert isinstance(padded[0], Float8Linear)

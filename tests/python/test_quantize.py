@@ -245,7 +245,7 @@ def test_filter_fn_and_modules_to_not_convert(mlp_and_input):
 
 def test_unsupported_shapes_are_skipped_and_requantizing_is_a_no_op():
     model = torch.nn.Sequential(torch.nn.Linear(96, 64), torch.nn.Linear(64, 60))
-    lowbit.quantize_(model, "int4wo")  # K = 96 is no multiple of 128; N = 60 no multiple of 8
+    lowbit.quantize_(model, "int4wo")  # K = 96 is no multiple of 128; N = 60 no multiple of 16
     assert not isinstance(model[0].weight, QuantizedTensor) and not isinstance(model[1].weight, QuantizedTensor)
     lowbit.quantize_(model, "int8wo")
     w = model[0].weight
@@ -269,7 +269,9 @@ def test_quantized_weight_rejects_dense_ops(mlp_and_input):
     with pytest.raises(NotImplementedError, match="dequantize"):
         q[0].weight + 1
     with pytest.raises(NotImplementedError, match="dequantize"):
-        q[0].weight.to(torch.float32)
+        q[0].weight.to(torch.float64)
+    # float dtypes are the logical dtype (dequantize's output): the parts stay, the output follows.
+    assert q[0].weight.to(torch.float32).dtype == torch.float32
 
 
 # ---- torch.compile ----------------------------------------------------------------------------
@@ -356,17 +358,8 @@ def test_opcheck_quantized_ops(name):
     config = parse_quantize_config(name)
     x = torch.randn(4, 64)
     b = torch.randn(32)
-    op = {"Int8WeightOnlyConfig": (torch.ops.lowbit.int8_weight_only_linear, (x, *parts, b)),
-          "Int8DynamicActivationInt8WeightConfig": (torch.ops.lowbit.int8_dynamic_activation_int8_linear,
-                                                    (x, *parts, b)),
-          "Int8DynamicActivationInt4WeightConfig": (torch.ops.lowbit.int8_dynamic_activation_int4_linear,
-                                                    (x, *parts, config.group_size, b)),
-          "UIntXWeightOnlyConfig": (torch.ops.lowbit.uintx_weight_only_linear,
-                                    (x, *parts, config.bits, config.group_size, b)),
-          "FPXWeightOnlyConfig": (torch.ops.lowbit.fpx_weight_only_linear, (x, *parts, config.ebits, config.mbits, b)),
-          "Float8WeightOnlyConfig": (torch.ops.lowbit.float8_weight_only_linear, (x, *parts, b)),
-          "Float8DynamicActivationFloat8WeightConfig": (torch.ops.lowbit.float8_dynamic_activation_linear,
-                                                        (x, *parts, config.granularity, b))}[config.kind]
+    # The format's own op and its constant arguments, as the QuantizedTensor calls it.
+    op = (getattr(torch.ops.lowbit, config.linear_op), (x, *parts, *config.linear_op_args, b))
     # test_schema's mutation check does arithmetic torch lacks for float8 tensors; fake tensors only there.
     utils = ("test_faketensor",) if config.kind.startswith("Float8") else ("test_schema", "test_faketensor")
     opcheck(op[0], op[1], test_utils=utils)

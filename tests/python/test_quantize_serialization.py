@@ -1,5 +1,8 @@
 """save_quantized / load_quantized: safetensors round trips per format, and truncated,
-mismatched and hostile files that raise ValueError and leave the model untouched."""
+mismatched and hostile files that raise ValueError and leave the model untouched. The reader and
+writer are the C++ ones (csrc/quant/file.h) for both faces; version 1 files (positional parts) are
+still read. Also: torch.save / torch.load(weights_only=True) and load_state_dict of quantized
+models, tied weights, directory paths, dtype changes after quantize_."""
 
 import json
 import struct
@@ -60,17 +63,37 @@ def test_round_trip_is_exact(tmp_path, x, name):
         assert torch.equal(fresh(x), q(x))
 
 
-def test_file_holds_plain_tensors_and_json_metadata(tmp_path):
+def test_file_holds_plain_tensors_and_named_parts(tmp_path):
     from safetensors import safe_open
     path = str(tmp_path / "q.safetensors")
     lowbit.save_quantized(lowbit.quantize_(Mlp(), "int4wo"), path)
     with safe_open(path, framework="pt") as f:
         meta = f.metadata()
         keys = set(f.keys())
-    assert meta["lowbit.format_version"] == "1"
+    assert meta["lowbit.format_version"] == "2"
     d = json.loads(meta["lowbit.quantized.fc1.weight"])
-    assert d == {"format": "int4wo-128", "shape": [H, K], "dtype": "bfloat16", "parts": 2}
-    assert {"fc1.weight.part0", "fc1.weight.part1", "fc1.bias", "fc2.bias"} <= keys and "fc1.weight" not in keys
+    assert d == {"format": "int4wo-128", "shape": [H, K], "dtype": "bfloat16", "parts": ["qdata", "scale_and_zero"]}
+    assert {"fc1.weight.qdata", "fc1.weight.scale_and_zero", "fc1.bias", "fc2.bias"} <= keys
+    assert "fc1.weight" not in keys
+
+
+@pytest.mark.parametrize("name", ["int8wo", "uint3wo", "int4dq"])
+def test_version1_files_still_load(tmp_path, x, name):
+    q = lowbit.quantize_(Mlp(), name)
+    tensors, meta = {}, {"lowbit.format_version": "1"}
+    for n, t in q.state_dict().items():
+        if isinstance(t, QuantizedTensor):
+            for i, p in enumerate(t.parts):
+                tensors[f"{n}.part{i}"] = p.contiguous()
+            meta[f"lowbit.quantized.{n}"] = json.dumps({"format": t.config_name, "shape": list(t.shape),
+                                                        "dtype": "bfloat16", "parts": len(t.parts)})
+        else:
+            tensors[n] = t.contiguous()
+    path = str(tmp_path / "v1.safetensors")
+    save_file(tensors, path, metadata=meta)
+    fresh = lowbit.load_quantized(Mlp(seed=5), path)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), q(x))
 
 
 def saved(tmp_path, name="int8wo"):
@@ -134,17 +157,17 @@ def plain_rest():
 @pytest.mark.parametrize("case,meta,parts,match", [
     ("bad json", '{"format": "int8wo", "shape": [512, 256]', None, "malformed metadata"),
     ("unknown format", '{"format": "int9wo", "shape": [512, 256], "dtype": "bfloat16", "parts": 2}', None,
-     "unknown format"),
+     "unknown config shorthand 'int9wo'"),
     ("missing part", '{"format": "int8wo", "shape": [512, 256], "dtype": "bfloat16", "parts": 3}', None,
-     "missing its part2"),
+     "missing its part 'part2'"),
     ("bad dtype", '{"format": "int8wo", "shape": [512, 256], "dtype": "int64", "parts": 2}', None,
-     "malformed metadata"),
+     "unknown dtype 'int64'"),
     ("wrong shape", '{"format": "int8wo", "shape": [512, 128], "dtype": "bfloat16", "parts": 2}', None,
-     "do not form"),
+     "in_features"),
     ("parts of another format", '{"format": "int4dq-32", "shape": [512, 256], "dtype": "bfloat16", "parts": 2}',
-     None, "missing its part2|do not form"),
+     None, "expected 3 parts, got 2"),
     ("wrong part dtype", '{"format": "int8wo", "shape": [512, 256], "dtype": "bfloat16", "parts": 2}',
-     {"fc1.weight.part0": torch.zeros(H, K, dtype=torch.uint8), "fc1.weight.part1": torch.ones(H)}, "do not form"),
+     {"fc1.weight.part0": torch.zeros(H, K, dtype=torch.uint8), "fc1.weight.part1": torch.ones(H)}, "weight must be"),
 ])
 def test_hostile_metadata_and_parts(tmp_path, case, meta, parts, match):
     path = str(tmp_path / "bad.safetensors")
@@ -166,29 +189,88 @@ def test_not_a_lowbit_file(tmp_path):
     assert_untouched(model, snap)
 
 
-# ---- cross-face: the C++ reader / writer (lowbit::inference::read_quantized_file /
-# write_quantized_file, reached through two file-path hooks in lowbit._C) on the same files ----
+def test_named_parts_must_match_the_format(tmp_path):
+    path = str(tmp_path / "bad.safetensors")
+    parts = torch.ops.lowbit.quantize_weight(torch.randn(H, K), "int8wo")
+    save_file({"fc1.weight.qdata": parts[0], "fc1.weight.zeros": parts[1], **plain_rest()}, path,
+              metadata={"lowbit.format_version": "2", "lowbit.quantized.fc1.weight": json.dumps(
+                  {"format": "int8wo", "shape": [H, K], "dtype": "bfloat16", "parts": ["qdata", "zeros"]})})
+    model = Mlp()
+    snap = snapshot(model)
+    with pytest.raises(ValueError, match=r"parts are named \[qdata, zeros\], the format int8wo has \[qdata, scale\]"):
+        lowbit.load_quantized(model, path)
+    assert_untouched(model, snap)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_cpp_reads_python_files_and_python_reads_cpp_files(tmp_path, x, name):
-    q = lowbit.quantize_(Mlp(), name)
-    py_path, cpp_path = str(tmp_path / "py.safetensors"), str(tmp_path / "cpp.safetensors")
-    lowbit.save_quantized(q, py_path)
-    formats = lowbit._C._cpp_read_quantized_formats(py_path)
-    assert formats["fc1.weight"] == q.fc1.weight.config_name and formats["fc1.bias"] == "plain"
-    lowbit._C._cpp_rewrite_quantized(py_path, cpp_path)  # C++ reads Python's file, writes its own
-    fresh = lowbit.load_quantized(Mlp(seed=9), cpp_path)
+def test_directory_path_is_an_error_and_leaves_nothing(tmp_path):
+    q = lowbit.quantize_(Mlp(), "int8wo")
+    with pytest.raises(RuntimeError, match="is a directory"):
+        lowbit.save_quantized(q, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_path_leaves_no_temporary(tmp_path):
+    q = lowbit.quantize_(Mlp(), "int8wo")
+    with pytest.raises(RuntimeError):
+        lowbit.save_quantized(q, str(tmp_path / "missing_dir" / "q.safetensors"))
+    assert list(tmp_path.iterdir()) == []
+
+
+class Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(64, K)
+        self.body = torch.nn.Linear(K, K)
+        self.head = torch.nn.Linear(K, 64, bias=False)
+        self.head.weight = self.embed.weight  # tied
+
+    def forward(self, ids):
+        return self.head(self.body(self.embed(ids)))
+
+
+def test_weights_tied_to_an_unconverted_module_save_and_load(tmp_path):
+    q = lowbit.quantize_(Tied(), "int8wo", modules_to_not_convert=["head"])
+    path = str(tmp_path / "tied.safetensors")
+    lowbit.save_quantized(q, path)
+    fresh = lowbit.load_quantized(Tied(), path)
+    ids = torch.arange(8)
+    with torch.no_grad():
+        assert torch.equal(fresh(ids), q(ids))
+    assert fresh.head.weight is fresh.embed.weight  # still tied: values were copied into the shared tensor
+
+
+def test_torch_save_and_weights_only_load_of_a_quantized_state_dict(tmp_path, x):
+    q = lowbit.quantize_(Mlp(), "int4wo")
+    path = str(tmp_path / "sd.pt")
+    torch.save(q.state_dict(), path)
+    sd = torch.load(path, weights_only=True)
+    assert isinstance(sd["fc1.weight"], QuantizedTensor) and sd["fc1.weight"].config_name == "int4wo-128"
+    fresh = lowbit.quantize_(Mlp(seed=4), "int4wo")
+    fresh.load_state_dict(sd)  # no assign=True needed: quantized parts are copied in place
     with torch.no_grad():
         assert torch.equal(fresh(x), q(x))
 
 
-def test_cpp_reader_rejects_hostile_files(tmp_path):
-    path = str(tmp_path / "bad.safetensors")
-    write(path, {**good_parts(), **plain_rest()},
-          {"lowbit.quantized.fc1.weight": '{"format": "int8wo", "shape": [512, 128], "dtype": "bfloat16", "parts": 2}'})
-    with pytest.raises(ValueError, match="in_features|does not"):
-        lowbit._C._cpp_read_quantized_formats(path)
-    open(path, "wb").write(struct.pack("<Q", 2 ** 62))
-    with pytest.raises(ValueError, match="not a readable safetensors file"):
-        lowbit._C._cpp_read_quantized_formats(path)
+def test_load_state_dict_of_a_float_model_into_a_quantized_one_is_a_clear_error():
+    q = lowbit.quantize_(Mlp(), "int8wo")
+    with pytest.raises(RuntimeError, match="quantize_"):
+        q.load_state_dict(Mlp(seed=3).state_dict())
+    other = lowbit.quantize_(Mlp(), "int4dq")
+    with pytest.raises(RuntimeError, match="format or shape differ"):
+        q.load_state_dict(other.state_dict())
+
+
+@pytest.mark.parametrize("name", ["int8wo", "int4wo", "int4dq", "fp6_e3m2", "float8dq_e4m3_row"])
+def test_dtype_changes_after_quantize(x, name):
+    q = lowbit.quantize_(Mlp(), name)
+    with torch.no_grad():
+        ref = q(x).float()
+        for dtype in (torch.float16, torch.float32, torch.bfloat16):
+            q.to(dtype)
+            assert q.fc1.weight.dtype == dtype and q.fc1.bias.dtype == dtype
+            y = q(x.to(dtype))
+            assert y.dtype == dtype
+            assert (y.float() - ref).abs().max() <= 0.05 * ref.abs().max()
+    with pytest.raises(NotImplementedError, match="cannot change dtype"):
+        q.fc1.weight.to(torch.float64)

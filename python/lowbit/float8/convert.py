@@ -1,18 +1,13 @@
 """convert_to_float8_training: swap the selected nn.Linear modules of a model for Float8Linear."""
 
-import logging
 from typing import Callable, List, Optional, Tuple
 
 import torch
 
+from .. import _C
+from .._convert import finish, linear_method
 from .config import Float8LinearConfig
 from .float8_linear import Float8Linear
-
-log = logging.getLogger("lowbit.float8")
-
-
-def _fp8_gemm_available(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
 
 
 def convert_to_float8_training(
@@ -23,36 +18,40 @@ def convert_to_float8_training(
 ) -> torch.nn.Module:
     """Swaps every selected ``nn.Linear`` of ``model`` for :class:`Float8Linear` and returns the model.
 
-    ``module_filter_fn(module, fqn) -> bool`` selects layers (all by default). Linears whose
-    in/out features are not multiples of 16 are left alone and logged, unless
-    ``config.pad_inner_dim``. Without ``config.emulate`` every selected layer must sit on a GPU
+    Layers are selected by the C++ rule (``lowbit::float8::float8_skip_reason``, shared with the C++
+    face): ``module_filter_fn(module, fqn) -> bool`` (all by default), plain ``nn.Linear`` only, in/out
+    features multiples of 16 unless ``config.pad_inner_dim``; skipped layers are reported (a warning,
+    and ``model.lowbit_summary``). Without ``config.emulate`` every converted layer must sit on a GPU
     with fp8 tensor cores (sm_89+); otherwise this raises and suggests ``emulate=True``.
     All-or-nothing: on error the model is unchanged.
     """
     config = config if config is not None else Float8LinearConfig()
     config.validate()
     swaps: List[Tuple[str, torch.nn.Linear]] = []
+    skipped: List[Tuple[str, str]] = []
     for fqn, mod in model.named_modules():
-        if type(mod) is not torch.nn.Linear:  # subclasses (Float8Linear, quantized linears) stay as they are
+        if not isinstance(mod, torch.nn.Linear):
             continue
-        if module_filter_fn is not None and not module_filter_fn(mod, fqn):
+        method, _ = linear_method(mod)
+        accepts = module_filter_fn is None or bool(module_filter_fn(mod, fqn))
+        try:
+            reason = _C.float8_skip_reason(fqn, method, accepts, mod.in_features, mod.out_features,
+                                           str(mod.weight.device), config)
+        except ValueError as e:
+            raise RuntimeError(str(e)) from None
+        if reason is not None:
+            skipped.append((fqn, reason))
             continue
-        if not config.pad_inner_dim and (mod.in_features % 16 or mod.out_features % 16):
-            log.info("float8: skipping %s (in_features=%d, out_features=%d are not multiples of 16; set "
-                     "pad_inner_dim=True to convert it anyway)", fqn or "<root>", mod.in_features, mod.out_features)
-            continue
-        if not config.emulate and not _fp8_gemm_available(mod.weight.device):
-            raise RuntimeError(
-                f"convert_to_float8_training: layer '{fqn or '<root>'}' is on {mod.weight.device}, which has no fp8 "
-                "GEMM (needs a CUDA GPU with compute capability 8.9+); use Float8LinearConfig(emulate=True) or move "
-                "the model to such a GPU first")
         swaps.append((fqn, mod))
 
     new_modules = [(fqn, Float8Linear.from_float(mod, config)) for fqn, mod in swaps]
+    label = f"float8_{config.recipe}"
+    converted = [f"{fqn} ({label})" for fqn, _ in new_modules]
     if any(fqn == "" for fqn, _ in new_modules):
-        return new_modules[0][1]
-    for fqn, new in new_modules:
-        parent_name, _, child = fqn.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, new)
-        log.debug("float8: converted %s", fqn)
+        model = new_modules[0][1]
+    else:
+        for fqn, new in new_modules:
+            parent_name, _, child = fqn.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, new)
+    finish(model, converted, skipped, "convert_to_float8_training")
     return model

@@ -23,6 +23,7 @@ class Float8Linear(torch.nn.Linear):
         """Installs ``config``; its fields are copied to plain attributes so torch.compile reads constants."""
         config.validate()
         self.config = config
+        self.lowbit_method = f"float8_{config.recipe}"
         self._recipe = config.recipe
         self._emulate = bool(config.emulate)
         self._pow2 = bool(config.round_scales_to_power_of_2)

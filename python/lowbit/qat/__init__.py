@@ -6,13 +6,14 @@ real quantized model of the matching ``quantize_`` config.
     ...train...
     qat.convert(model)   # == lowbit.quantize_(model, Int8DynamicActivationInt4WeightConfig(32)) numerics
 
-Fake quantization is ``torch.ops.lowbit.fake_quantize_affine`` (C++; straight-through gradient),
-built from the same choose_qparams / quantize / dequantize ops quantize_ uses.
+The configs are the C++ structs (bound); the forward is ``torch.ops.lowbit.fake_quantized_linear``
+(C++; straight-through gradient), built from the same choose_qparams / quantize / dequantize ops
+quantize_ uses.
 """
 
-from .config import FakeQuantizeConfig, Int4WeightOnlyQATConfig, Int8DynActInt4WeightQATConfig
+from .config import FakeQuantizeConfig, Int4WeightOnlyQATConfig, Int8DynActInt4WeightQATConfig, QATConfig
 from .linear import FakeQuantizedLinear
 from .prepare import convert, prepare
 
-__all__ = ["FakeQuantizeConfig", "Int8DynActInt4WeightQATConfig", "Int4WeightOnlyQATConfig", "FakeQuantizedLinear",
-           "prepare", "convert"]
+__all__ = ["FakeQuantizeConfig", "QATConfig", "Int8DynActInt4WeightQATConfig", "Int4WeightOnlyQATConfig",
+           "FakeQuantizedLinear", "prepare", "convert"]

@@ -1,0 +1,104 @@
+// int4dq: int4 group-wise symmetric weights times int8 per-token asymmetric activations
+// quantized on the fly (fake-quantized: float32 accumulation), as QAT's Int8DynActInt4Weight.
+//   parts  qdata (N, K / 2) uint4 codes (zero point 8) two per byte, scale float32 and
+//          zero_point int32 (N, K / group)
+//   op     lowbit::int8_dynamic_activation_int4_linear(input, qdata, scale, zero_point, group_size, bias?)
+#include <torch/library.h>
+
+#include <lowbit/ops/dispatch.h>
+#include <lowbit/ops/quantized_linear_autograd.h>
+#include <lowbit/ops/quantized_linear_checks.h>
+#include <lowbit/quant/format.h>
+#include <lowbit/quant/formats/encodings.h>
+
+namespace lowbit::quant {
+namespace {
+
+using OptTensor = std::optional<at::Tensor>;
+constexpr const char* kOp = "int8_dynamic_activation_int4_linear";
+constexpr const char* kKind = "Int8DynamicActivationInt4WeightConfig";
+
+at::Tensor call_op(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const at::Tensor& zp,
+                   int64_t group_size, const OptTensor& bias) {
+  static auto op = ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                           int64_t, const OptTensor&)>("lowbit::int8_dynamic_activation_int4_linear");
+  return op.call(input, qdata, scale, zp, group_size, bias);
+}
+
+class Int8DynamicInt4 final : public QuantFormat {
+ public:
+  explicit Int8DynamicInt4(int64_t group_size) : group_size_(group_size) {
+    TORCH_CHECK(group_size >= 1, kKind, "(group_size=", group_size, "): group_size must be >= 1");
+    name_ = "int4dq-" + std::to_string(group_size);
+  }
+  std::string kind() const override { return kKind; }
+  std::vector<std::pair<std::string, QuantParam>> params() const override { return {{"group_size", group_size_}}; }
+  std::vector<std::string> part_names() const override { return {"qdata", "scale", "zero_point"}; }
+  std::string qdtype() const override { return "int4"; }
+  std::vector<int64_t> block_size(int64_t n, int64_t k) const override { return {1, group_size_}; }
+  std::string layout() const override { return "bitpacked"; }
+  std::string zero_point_domain() const override { return "int"; }
+  bool quantizes_activations() const override { return true; }
+  std::optional<std::string> shape_reason(int64_t n, int64_t k) const override {
+    if (k % group_size_ == 0 && k % 8 == 0) return std::nullopt;
+    return "(out_features, in_features) = (" + std::to_string(n) + ", " + std::to_string(k) +
+           "): in_features must be a multiple of group_size " + std::to_string(group_size_) + " and of 8";
+  }
+  std::vector<at::Tensor> quantize(const at::Tensor&, const at::Tensor& w) const override {
+    // Symmetric int4 stored as uint4 with zero point 8: the same codes shifted, so it packs as uint4.
+    return quantize_groupwise_packed(w, 4, group_size_, "symmetric");
+  }
+  at::Tensor linear(const at::Tensor& input, at::TensorList p, const OptTensor& bias) const override {
+    return call_op(input, p[0], p[1], p[2], group_size_, bias);
+  }
+  at::Tensor dequantize(at::TensorList p, int64_t, int64_t, at::ScalarType dtype) const override {
+    return dequantize_groupwise_packed(p, 4, group_size_, dtype);
+  }
+  std::string linear_op() const override { return kOp; }
+  std::vector<QuantParam> linear_op_args() const override { return {group_size_}; }
+
+ private:
+  int64_t group_size_;
+};
+
+QuantizeConfig make(int64_t group_size) { return QuantizeConfig(std::make_shared<const Int8DynamicInt4>(group_size)); }
+
+at::Tensor meta(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const at::Tensor& zp,
+                int64_t group_size, const OptTensor& bias) {
+  return ops::qlinear_meta_output(input, ops::check_packed_groupwise(qdata, scale, zp, 4, group_size, kOp), bias, kOp);
+}
+
+at::Tensor autograd(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const at::Tensor& zp,
+                    int64_t group_size, const OptTensor& bias) {
+  return ops::quantized_linear_autograd(
+      kOp, input, bias, {qdata, scale, zp}, qdata.size(0),
+      [&] { return call_op(input, qdata, scale, zp, group_size, bias); }, [&] { return make(group_size).name(); });
+}
+
+const bool registered = register_format_family({
+    /*order=*/40, kKind, "per-token int8 activations x group-wise symmetric int4 weights.",
+    {{"group_size", QuantParam(int64_t{32})}},
+    [](const QuantParams& p) { return make(param_int(p, kKind, "group_size")); },
+    [] {
+      std::vector<std::pair<std::string, QuantizeConfig>> t;
+      for (const char* n : {"int4dq", "int8_dynamic_activation_int4_weight", "int_a8w4"}) t.emplace_back(n, make(32));
+      for (int64_t g : {32, 64, 128, 256}) t.emplace_back("int4dq-" + std::to_string(g), make(g));
+      return t;
+    },
+    [](const std::string& name) -> std::optional<QuantizeConfig> {
+      if (auto g = parse_suffix_int(name, "int4dq-")) return make(*g);
+      return std::nullopt;
+    }});
+
+}  // namespace
+
+QuantizeConfig Int8DynamicActivationInt4WeightConfig(int64_t group_size) { return make(group_size); }
+
+TORCH_LIBRARY_FRAGMENT(lowbit, m) {
+  m.def("int8_dynamic_activation_int4_linear(Tensor input, Tensor packed_weight, Tensor scale, Tensor zero_point, "
+        "int group_size, Tensor? bias=None) -> Tensor");
+}
+TORCH_LIBRARY_IMPL(lowbit, Meta, m) { m.impl(kOp, &meta); }
+TORCH_LIBRARY_IMPL(lowbit, Autograd, m) { m.impl(kOp, &autograd); }
+
+}  // namespace lowbit::quant
