@@ -48,4 +48,10 @@ std::optional<int64_t> parse_suffix_int(const std::string& name, const std::stri
   return v;
 }
 
+std::optional<std::string> GroupwisePackedFormat::shape_reason(int64_t n, int64_t k) const {
+  if (k % group_size_ == 0 && k % 8 == 0) return std::nullopt;
+  return "(out_features, in_features) = (" + std::to_string(n) + ", " + std::to_string(k) +
+         "): in_features must be a multiple of group_size " + std::to_string(group_size_) + " and of 8";
+}
+
 }  // namespace lowbit::quant

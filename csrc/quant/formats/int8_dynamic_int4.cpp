@@ -25,40 +25,22 @@ at::Tensor call_op(const at::Tensor& input, const at::Tensor& qdata, const at::T
   return op.call(input, qdata, scale, zp, group_size, bias);
 }
 
-class Int8DynamicInt4 final : public QuantFormat {
+// Symmetric int4 stored as uint4 with zero point 8: the same codes shifted, so it packs as uint4.
+class Int8DynamicInt4 final : public GroupwisePackedFormat {
  public:
-  explicit Int8DynamicInt4(int64_t group_size) : group_size_(group_size) {
+  explicit Int8DynamicInt4(int64_t group_size) : GroupwisePackedFormat(4, group_size, "symmetric") {
     TORCH_CHECK(group_size >= 1, kKind, "(group_size=", group_size, "): group_size must be >= 1");
     name_ = "int4dq-" + std::to_string(group_size);
   }
   std::string kind() const override { return kKind; }
   std::vector<std::pair<std::string, QuantParam>> params() const override { return {{"group_size", group_size_}}; }
-  std::vector<std::string> part_names() const override { return {"qdata", "scale", "zero_point"}; }
   std::string qdtype() const override { return "int4"; }
-  std::vector<int64_t> block_size(int64_t n, int64_t k) const override { return {1, group_size_}; }
-  std::string layout() const override { return "bitpacked"; }
-  std::string zero_point_domain() const override { return "int"; }
   bool quantizes_activations() const override { return true; }
-  std::optional<std::string> shape_reason(int64_t n, int64_t k) const override {
-    if (k % group_size_ == 0 && k % 8 == 0) return std::nullopt;
-    return "(out_features, in_features) = (" + std::to_string(n) + ", " + std::to_string(k) +
-           "): in_features must be a multiple of group_size " + std::to_string(group_size_) + " and of 8";
-  }
-  std::vector<at::Tensor> quantize(const at::Tensor&, const at::Tensor& w) const override {
-    // Symmetric int4 stored as uint4 with zero point 8: the same codes shifted, so it packs as uint4.
-    return quantize_groupwise_packed(w, 4, group_size_, "symmetric");
-  }
   at::Tensor linear(const at::Tensor& input, at::TensorList p, const OptTensor& bias) const override {
     return call_op(input, p[0], p[1], p[2], group_size_, bias);
   }
-  at::Tensor dequantize(at::TensorList p, int64_t, int64_t, at::ScalarType dtype) const override {
-    return dequantize_groupwise_packed(p, 4, group_size_, dtype);
-  }
   std::string linear_op() const override { return kOp; }
   std::vector<QuantParam> linear_op_args() const override { return {group_size_}; }
-
- private:
-  int64_t group_size_;
 };
 
 QuantizeConfig make(int64_t group_size) { return QuantizeConfig(std::make_shared<const Int8DynamicInt4>(group_size)); }

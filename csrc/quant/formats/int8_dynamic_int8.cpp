@@ -22,25 +22,14 @@ at::Tensor call_op(const at::Tensor& input, const at::Tensor& qdata, const at::T
   return op.call(input, qdata, scale, bias);
 }
 
-class Int8DynamicInt8 final : public QuantFormat {
+class Int8DynamicInt8 final : public Int8PerChannelFormat {
  public:
   Int8DynamicInt8() { name_ = "int8dq"; }
   std::string kind() const override { return "Int8DynamicActivationInt8WeightConfig"; }
   std::vector<std::pair<std::string, QuantParam>> params() const override { return {}; }
-  std::vector<std::string> part_names() const override { return {"qdata", "scale"}; }
-  std::string qdtype() const override { return "int8"; }
-  std::vector<int64_t> block_size(int64_t n, int64_t k) const override { return {1, k}; }
-  std::string layout() const override { return "plain"; }
-  std::string zero_point_domain() const override { return "none"; }
   bool quantizes_activations() const override { return true; }
-  std::vector<at::Tensor> quantize(const at::Tensor&, const at::Tensor& w) const override {
-    return quantize_int8_per_channel(w);
-  }
   at::Tensor linear(const at::Tensor& input, at::TensorList p, const OptTensor& bias) const override {
     return call_op(input, p[0], p[1], bias);
-  }
-  at::Tensor dequantize(at::TensorList p, int64_t, int64_t, at::ScalarType dtype) const override {
-    return dequantize_int8_per_channel(p[0], p[1], dtype);
   }
   std::string linear_op() const override { return kOp; }
   std::vector<QuantParam> linear_op_args() const override { return {}; }

@@ -24,9 +24,9 @@ at::Tensor call_op(const at::Tensor& input, const at::Tensor& qdata, const at::T
   return op.call(input, qdata, scale, zp, bits, group_size, bias);
 }
 
-class UIntxWeightOnly final : public QuantFormat {
+class UIntxWeightOnly final : public GroupwisePackedFormat {
  public:
-  UIntxWeightOnly(int64_t bits, int64_t group_size) : bits_(bits), group_size_(group_size) {
+  UIntxWeightOnly(int64_t bits, int64_t group_size) : GroupwisePackedFormat(bits, group_size, "asymmetric") {
     TORCH_CHECK(bits >= 1 && bits <= 7, kKind, ": bits must be in 1..7 (8 is Int8WeightOnlyConfig), got ", bits);
     TORCH_CHECK(group_size >= 1, kKind, "(bits=", bits, ", group_size=", group_size, "): group_size must be >= 1");
     name_ = "uint" + std::to_string(bits) + "wo-" + std::to_string(group_size);
@@ -35,30 +35,12 @@ class UIntxWeightOnly final : public QuantFormat {
   std::vector<std::pair<std::string, QuantParam>> params() const override {
     return {{"bits", bits_}, {"group_size", group_size_}};
   }
-  std::vector<std::string> part_names() const override { return {"qdata", "scale", "zero_point"}; }
   std::string qdtype() const override { return "uint" + std::to_string(bits_); }
-  std::vector<int64_t> block_size(int64_t n, int64_t k) const override { return {1, group_size_}; }
-  std::string layout() const override { return "bitpacked"; }
-  std::string zero_point_domain() const override { return "int"; }
-  std::optional<std::string> shape_reason(int64_t n, int64_t k) const override {
-    if (k % group_size_ == 0 && k % 8 == 0) return std::nullopt;
-    return "(out_features, in_features) = (" + std::to_string(n) + ", " + std::to_string(k) +
-           "): in_features must be a multiple of group_size " + std::to_string(group_size_) + " and of 8";
-  }
-  std::vector<at::Tensor> quantize(const at::Tensor&, const at::Tensor& w) const override {
-    return quantize_groupwise_packed(w, bits_, group_size_, "asymmetric");
-  }
   at::Tensor linear(const at::Tensor& input, at::TensorList p, const OptTensor& bias) const override {
     return call_op(input, p[0], p[1], p[2], bits_, group_size_, bias);
   }
-  at::Tensor dequantize(at::TensorList p, int64_t, int64_t, at::ScalarType dtype) const override {
-    return dequantize_groupwise_packed(p, bits_, group_size_, dtype);
-  }
   std::string linear_op() const override { return kOp; }
   std::vector<QuantParam> linear_op_args() const override { return {bits_, group_size_}; }
-
- private:
-  int64_t bits_, group_size_;
 };
 
 QuantizeConfig make(int64_t bits, int64_t group_size) {
