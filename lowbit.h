@@ -39,4 +39,5 @@
 #include <lowbit/sparse/config.h>
 #include <lowbit/sparse/convert.h>
 #include <lowbit/sparse/semi_sparse_linear_method.h>
+#include <lowbit/sparse/sparsify.h>
 #include <lowbit/sparse/speed_table.h>

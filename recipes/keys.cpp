@@ -227,7 +227,8 @@ Schema finetune_keys() {
 Schema quantize_keys() {
   Schema s;
   s.key("quantize.configs", Type::list_of(Type::String),
-        "[none, int8wo, int8dq, float8wo_e4m3, fp6_e3m2, int4wo-32, uint4wo, fp4_e2m1, uint3wo, uint2wo, autoquant]",
+        "[none, int8wo, int8dq, float8wo_e4m3, fp6_e3m2, int4wo-32, uint4wo, fp4_e2m1, uint3wo, uint2wo, sparse24, "
+        "autoquant]",
         "one table row each: none (the float model), autoquant (fastest per layer), or a quantize_ shorthand",
         custom("none, autoquant or a quantize_ shorthand (lowbit.inference.quantize_shorthands())",
                [](const YAML::Node& n) -> std::string {

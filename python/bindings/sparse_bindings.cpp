@@ -37,22 +37,7 @@ c10::DeviceType device_type(const std::string& device) { return c10::Device(devi
 }  // namespace
 
 void bind_sparse(py::module_& m) {
-  py::class_<nn::ConvertSummary>(m, "ConvertSummary",
-                                 "What a convert function changed (converted: qualified names with the new method) "
-                                 "and what it left alone (skipped: (name, reason) pairs).")
-      .def(py::init([](std::vector<std::string> converted, std::vector<std::pair<std::string, std::string>> skipped) {
-             return nn::ConvertSummary{std::move(converted), std::move(skipped)};
-           }),
-           py::arg("converted") = std::vector<std::string>{},
-           py::arg("skipped") = std::vector<std::pair<std::string, std::string>>{})
-      .def_readwrite("converted", &nn::ConvertSummary::converted)
-      .def_readwrite("skipped", &nn::ConvertSummary::skipped)
-      .def("__str__", &nn::ConvertSummary::to_string)
-      .def("__repr__", [](const nn::ConvertSummary& s) {
-        return "ConvertSummary(" + std::to_string(s.converted.size()) + " converted, " +
-               std::to_string(s.skipped.size()) + " skipped)";
-      });
-
+  // ConvertSummary is bound once, by nn_bindings.cpp (bind_nn runs first).
   py::class_<SemiSparseTrainingConfig>(m, "SemiSparseTrainingConfig",
                                        "How convert_to_semi_sparse_training makes a linear train with 2:4 sparsity: "
                                        "target ('weight' | 'activation'), algorithm ('largest_abs' | 'largest'), "

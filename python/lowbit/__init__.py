@@ -17,6 +17,7 @@ from . import qat
 from . import sparse
 from ._convert import ConvertSummary
 from .inference import autoquant, load_quantized, quantize_, save_quantized
+from .sparse import sparsify_
 
 __version__: str = _C.version()
 
@@ -39,7 +40,7 @@ def build_info() -> dict:
 
 
 __all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "sparse",
-           "quantize_", "autoquant", "save_quantized", "load_quantized", "ConvertSummary"]
+           "quantize_", "autoquant", "save_quantized", "load_quantized", "sparsify_", "ConvertSummary"]
 
 
 def __getattr__(name: str):

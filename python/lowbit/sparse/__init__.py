@@ -12,9 +12,13 @@ The autograd formulas live in C++ (``torch.ops.lowbit.semi_sparse_linear`` /
 ``semi_sparse_activation_linear``) and are the ones C++ loops use through
 ``lowbit::sparse::convert_to_semi_sparse_training``. The pruning rule is
 ``lowbit.core.prune_2_4``.
+
+2:4 inference: ``sparsify_(model, SemiSparseWeightConfig())`` (also ``lowbit.sparsify_``) prunes
+weights once and stores them compressed, as the quantized format ``"sparse24"``.
 """
 
 from .config import SemiSparseTrainingConfig
+from .sparsify import SemiSparseWeightConfig, sparsify_
 from .convert import (
     ConvertSummary,
     convert_to_semi_sparse_training,
@@ -30,9 +34,11 @@ __all__ = [
     "SemiSparseActivationLinear",
     "SemiSparseLinear",
     "SemiSparseTrainingConfig",
+    "SemiSparseWeightConfig",
     "convert_to_semi_sparse_training",
     "dense_after_step",
     "measured_speedups",
+    "sparsify_",
     "swap_linear_with_semi_sparse_linear",
     "swap_semi_sparse_linear_with_linear",
 ]

@@ -23,6 +23,7 @@ class _SemiSparseBase(torch.nn.Linear):
             raise ValueError(f"{type(self).__name__} prunes the {self._target}; got a config with target="
                              f"'{config.target}' (use {_CLASS_OF[config.target].__name__})")
         self.config = config
+        self.lowbit_method = f"semi_sparse_{config.target}"  # the C++ method's name (quantize_ skips it)
         self._algorithm = config.algorithm
         self._gradient = config.gradient
 
