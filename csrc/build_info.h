@@ -10,7 +10,8 @@ namespace lowbit {
 std::string version();
 
 // Build facts: "version", "cuda" ("ON"/"OFF"), "cuda_archs", "torch_version" (built against),
-// "torch_cuda_version".
+// "torch_cuda_version", and "cpu_kernels": the CPU kernels the ops run ("avx512", "avx2",
+// "default" or "reference"; LOWBIT_CPU_KERNELS selects them, see README).
 std::map<std::string, std::string> build_info();
 
 }  // namespace lowbit

@@ -11,7 +11,8 @@ namespace lowbit::core {
 
 // Scale and zero point of every block of `input` (blocks of shape block_size). Both have shape
 // input.shape / block_size. scale is float32 (or scale_dtype); zero_point is int32 for the "int"
-// domain and float32 for "float". eps defaults to float32's machine epsilon.
+// domain and float32 for "float". eps defaults to float32's machine epsilon. Min / max are taken
+// over the finite values; a block holding a NaN gets a NaN scale (core/affine_quant.h).
 std::tuple<at::Tensor, at::Tensor> choose_qparams_affine(const at::Tensor& input, at::IntArrayRef block_size,
                                                          const std::string& qdtype,
                                                          const std::string& mapping = "symmetric",

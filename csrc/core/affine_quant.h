@@ -17,6 +17,13 @@
 //                q = clamp(rint((x - (zp - scale * mid)) / scale), qmin, qmax),
 //                x' = (q - mid) * scale + zp
 // All arithmetic is float32; rint rounds half to even (as torch.round does).
+//
+// Non-finite values (README "Non-finite values"): a block's min / max are taken over its FINITE
+// elements, so ±inf saturates to the extreme codes instead of stretching the range; a block with
+// no finite value gets the qparams of a block of zeros (the eps scale). Integer codes have no NaN,
+// so a block holding a NaN carries it in its scale: the scale is NaN and every value dequantized
+// from the block is NaN (NaN in, NaN out, never finite garbage). The code of a NaN element, and of
+// every element quantized with a NaN scale, is 0.
 #pragma once
 
 #include <c10/util/ArrayRef.h>
@@ -26,6 +33,7 @@
 #include <cstdint>
 #include <string>
 
+#include <lowbit/core/float8_format.h>
 #include <lowbit/core/host_device.h>
 
 namespace lowbit::core {
@@ -70,34 +78,57 @@ LOWBIT_HD float affine_mid_point(QuantRange r) {
   return static_cast<float>((r.qmin + r.qmax + 1) / 2);
 }
 
-// Scale and zero point of one block from its min and max.
+// What one element adds to its block's running min and max (the reductions are fminf and
+// max_propagating_nan, in any order): a finite x itself; ±inf nothing (the identities +inf for the
+// min, -inf for the max); NaN a NaN max, which marks the block. The NaN is a canonical positive
+// quiet NaN, so the CUDA kernels' order-preserving uint32 keys sort it above +inf.
+LOWBIT_HD float affine_min_term(float x) { return fabsf(x) <= kFloat32Max ? x : INFINITY; }
+LOWBIT_HD float affine_max_term(float x) {
+  return fabsf(x) <= kFloat32Max ? x : (x == x ? -INFINITY : float_of(0x7fc00000u));
+}
+LOWBIT_HD float max_propagating_nan(float a, float b) { return a != a ? a : (b != b ? b : fmaxf(a, b)); }
+
+// Scale and zero point of one block from the reductions of affine_min_term / affine_max_term
+// over it (mn, mx): mx NaN marks a block with a NaN; mn > mx a block without finite values.
 LOWBIT_HD void affine_qparams_from_min_max(float mn, float mx, QuantRange r, bool symmetric,
                                            ZeroPointDomain domain, float eps, float* scale,
                                            float* zero_point) {
+  const bool has_nan = mx != mx;
+  if (!(mn <= mx)) {  // no finite value (or a NaN): the qparams of a block of zeros
+    mn = 0.0f;
+    mx = 0.0f;
+  }
   const float levels = static_cast<float>(r.qmax - r.qmin);
+  float s;
   if (symmetric) {
     const float amax = fmaxf(fabsf(mn), fabsf(mx));
-    *scale = fmaxf(amax / (levels / 2.0f), eps);
+    s = fminf(fmaxf(amax / (levels / 2.0f), eps), kFloat32Max);  // finite even for a huge range
     *zero_point = r.is_signed ? 0.0f : affine_mid_point(r);
   } else if (domain == ZeroPointDomain::Int) {
     const float lo = fminf(mn, 0.0f), hi = fmaxf(mx, 0.0f);
-    *scale = fmaxf((hi - lo) / levels, eps);
-    const float zp = static_cast<float>(r.qmin) - rintf(lo / *scale);
+    s = fminf(fmaxf((hi - lo) / levels, eps), kFloat32Max);
+    const float zp = static_cast<float>(r.qmin) - rintf(lo / s);
     *zero_point = fminf(fmaxf(zp, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));
   } else {
-    *scale = fmaxf((mx - mn) / levels, eps);
+    s = fminf(fmaxf((mx - mn) / levels, eps), kFloat32Max);
     // (mid - qmin), not mid: maps code qmin to mn. Same as tinygemm's mn + scale * mid for
     // unsigned types (qmin = 0); with mid alone, signed types would lose their upper half.
-    *zero_point = mn + mul_rn(*scale, affine_mid_point(r) - static_cast<float>(r.qmin));
+    *zero_point = mn + mul_rn(s, affine_mid_point(r) - static_cast<float>(r.qmin));
   }
+  *scale = has_nan ? float_of(0x7fc00000u) : s;
 }
 
+// Code of x in its block. NaN (x or the scale) gives code 0; ±inf the extreme codes. Branch-free,
+// so CPU loops over it vectorize.
 LOWBIT_HD int32_t affine_quantize_value(float x, float scale, float zero_point, QuantRange r,
                                         ZeroPointDomain domain) {
   float q = domain == ZeroPointDomain::Int
                 ? rintf(x / scale) + zero_point
                 : rintf((x - (zero_point - mul_rn(scale, affine_mid_point(r)))) / scale);
-  q = fminf(fmaxf(q, static_cast<float>(r.qmin)), static_cast<float>(r.qmax));  // NaN -> qmin
+  q = q == q ? q : 0.0f;
+  const float lo = static_cast<float>(r.qmin), hi = static_cast<float>(r.qmax);
+  q = q < lo ? lo : q;
+  q = q > hi ? hi : q;
   return static_cast<int32_t>(q);
 }
 
@@ -106,6 +137,29 @@ LOWBIT_HD float affine_dequantize_value(int32_t q, float scale, float zero_point
   return domain == ZeroPointDomain::Int
              ? (static_cast<float>(q) - zero_point) * scale
              : mul_rn(static_cast<float>(q) - affine_mid_point(r), scale) + zero_point;
+}
+
+// The value of a stored code; a code outside [qmin, qmax] (an int8 byte that holds no int4 code)
+// has none: NaN. The CPU op rejects such codes with an error; the CUDA kernel, which cannot raise
+// without a host sync, writes NaN.
+LOWBIT_HD float affine_dequantize_code(int32_t q, float scale, float zero_point, QuantRange r,
+                                       ZeroPointDomain domain) {
+  const float v = affine_dequantize_value(q, scale, zero_point, r, domain);
+  return q < r.qmin || q > r.qmax ? float_of(0x7fc00000u) : v;
+}
+
+// The length of the contiguous runs that the blocks of `block_size` cut a row-major tensor of
+// shape `sizes` into (block entries 1 on the leading dims, then any entry, then full dims: per
+// tensor, per row, per group of the last dim), or 0 when the blocks are not contiguous runs.
+inline int64_t contiguous_block_numel(c10::IntArrayRef sizes, c10::IntArrayRef block_size) {
+  size_t d = 0;
+  while (d < sizes.size() && block_size[d] == 1) ++d;
+  int64_t run = 1;
+  for (size_t e = d; e < sizes.size(); ++e) {
+    if (e > d && block_size[e] != sizes[e]) return 0;
+    run *= block_size[e];
+  }
+  return run;
 }
 
 // Maps the linear index of an element of a contiguous tensor to the linear index of its block

@@ -4,12 +4,12 @@
 #include <lowbit/core/float8_format.h>
 
 #include <lowbit/ops/dispatch.h>
+#include <lowbit/ops/dtype_name.h>
 
 namespace lowbit::core {
 
 float float8_max_finite(at::ScalarType dtype) {
-  TORCH_CHECK(dtype == at::kFloat8_e4m3fn || dtype == at::kFloat8_e5m2, "cast_to_float8: dtype ", dtype,
-              " is not supported; allowed: torch.float8_e4m3fn, torch.float8_e5m2");
+  ops::check_dtype(dtype, {at::kFloat8_e4m3fn, at::kFloat8_e5m2}, "cast_to_float8", "dtype");
   return dtype == at::kFloat8_e4m3fn ? kE4M3Max : kE5M2Max;
 }
 

@@ -14,7 +14,8 @@ namespace lowbit::core {
 //               "row":    one scale per row of the last two dims, shape (..., rows, 1)
 //               "column": one scale per column of the last two dims, shape (..., 1, cols)
 // scale = max(amax, 1e-12) / max_finite(dtype), rounded up to a power of 2 when
-// power_of_2_scale. Saturating: finite input never gives NaN. No host synchronization.
+// power_of_2_scale, amax over the finite values. Saturating: finite input never gives NaN, ±inf
+// gives ±max_finite, NaN stays NaN. No host synchronization.
 std::tuple<at::Tensor, at::Tensor> cast_to_float8(const at::Tensor& x, at::ScalarType dtype,
                                                   const std::string& granularity = "tensor",
                                                   bool power_of_2_scale = false);

@@ -4,8 +4,9 @@
 // Semantics (the ones FP6-LLM and the OCP MX element types use):
 //   bias = 2^(ebits-1) - 1; exponent field 0 is subnormal: m * 2^(1-bias-mbits);
 //   otherwise (2^mbits + m) * 2^(e-bias-mbits). No inf or NaN codes: the top exponent is finite.
-// Encoding rounds to nearest, ties to even, and saturates at the largest finite magnitude
-// (inf too). NaN has no code: it encodes as the largest magnitude with its sign bit.
+// Encoding rounds to nearest, ties to even, and saturates at the largest finite magnitude:
+// ±inf encodes as ±max. NaN has no code: it encodes as code 0 (+0.0). A scaled fpX weight
+// carries NaN in its float32 scale instead (README "Non-finite values").
 #pragma once
 
 #include <c10/util/Exception.h>
@@ -48,32 +49,38 @@ LOWBIT_HD float fpx_decode_value(uint8_t code, int ebits, int mbits) {
   return negative ? -v : v;
 }
 
+// Written without branches (both roundings computed, one selected) so CPU loops vectorize it.
 LOWBIT_HD uint8_t fpx_encode_value(float x, int ebits, int mbits) {
   uint32_t bits;
   memcpy(&bits, &x, sizeof(bits));
-  const uint32_t sign = bits >> 31;
   const uint32_t abs_bits = bits & 0x7fffffffu;
+  const bool is_nan = abs_bits > 0x7f800000u;
+  const uint32_t sign = is_nan ? 0u : bits >> 31;
   float a;
   memcpy(&a, &abs_bits, sizeof(a));
 
   const int nbits = ebits + mbits;
   const uint32_t max_code = (1u << nbits) - 1u;
   const int bias = fpx_bias(ebits);
-  uint32_t code;
-  if (abs_bits >= 0x7f800000u) {  // inf or NaN: saturate
-    code = max_code;
-  } else if (a < ldexpf(1.0f, 1 - bias)) {
-    // Subnormal range: a multiple of 2^(1-bias-mbits); scaling by a power of 2 is exact, so
-    // rintf (round half to even) is the only rounding. 2^mbits rounds up into the smallest normal.
-    code = static_cast<uint32_t>(rintf(ldexpf(a, bias - 1 + mbits)));
-  } else {
-    // Normal range: round the float32 mantissa to mbits, ties to even, on the bit pattern;
-    // a carry out of the mantissa correctly bumps the exponent.
-    const int shift = 23 - mbits;
-    const uint32_t rounded = (abs_bits + ((1u << (shift - 1)) - 1u) + ((abs_bits >> shift) & 1u)) >> shift;
-    code = rounded - (static_cast<uint32_t>(127 - bias) << mbits);
-    if (code > max_code) code = max_code;
-  }
+  // Subnormal range (a < 2^(1-bias)): the code is a / 2^(1-bias-mbits) rounded half to even.
+  // The scaling by a power of 2 is exact, and adding 2^23 rounds to an integer in the low
+  // mantissa bits (the scaled value is below 2^mbits <= 2^7); 2^mbits is the smallest normal.
+  const uint32_t pow_bits = static_cast<uint32_t>(127 + bias - 1 + mbits) << 23;  // 2^(bias-1+mbits)
+  float pow2;
+  memcpy(&pow2, &pow_bits, sizeof(pow2));
+  float shifted = a * pow2 + 8388608.0f;
+  uint32_t shifted_bits;
+  memcpy(&shifted_bits, &shifted, sizeof(shifted_bits));
+  const uint32_t sub = shifted_bits - 0x4B000000u;
+  // Normal range: round the float32 mantissa to mbits, ties to even, on the bit pattern; a carry
+  // out of the mantissa correctly bumps the exponent; inf and overflow saturate at max_code.
+  const int shift = 23 - mbits;
+  const uint32_t rounded = (abs_bits + ((1u << (shift - 1)) - 1u) + ((abs_bits >> shift) & 1u)) >> shift;
+  uint32_t norm = rounded - (static_cast<uint32_t>(127 - bias) << mbits);
+  norm = norm > max_code ? max_code : norm;
+  const uint32_t min_normal_bits = static_cast<uint32_t>(127 + 1 - bias) << 23;  // 2^(1-bias)
+  uint32_t code = abs_bits < min_normal_bits ? sub : norm;
+  code = is_nan ? 0u : code;
   return static_cast<uint8_t>((sign << nbits) | code);
 }
 

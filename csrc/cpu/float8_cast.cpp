@@ -1,5 +1,6 @@
-// CPU reference kernel of lowbit::cast_to_float8: the definition of the numerics that the
-// CUDA kernel must reproduce bit for bit (both call core/float8_format.h per element).
+// CPU kernel of lowbit::cast_to_float8. The scalar loops below are the reference: the definition
+// of the numerics that the vectorized kernel (csrc/cpu/vec/float8_cast.cpp, the default path) and
+// the CUDA kernel reproduce bit for bit (all call core/float8_format.h per element).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -8,6 +9,7 @@
 #include <math.h>
 
 #include <lowbit/core/float8_format.h>
+#include <lowbit/cpu/vec/kernels.h>
 #include <lowbit/ops/float8_cast_checks.h>
 
 namespace lowbit::cpu {
@@ -42,7 +44,7 @@ void cast_kernel(const float* x, Fp8* out, float* scale, Matrix3d m, Float8Granu
       const float* row = x + (b * m.rows + r) * m.cols;
       for (int64_t c = 0; c < m.cols; ++c) {
         const int64_t s = g == Float8Granularity::Tensor ? 0 : g == Float8Granularity::Row ? b * m.rows + r : b * m.cols + c;
-        amax[s] = fmaxf(amax[s], fabsf(row[c]));  // fmaxf skips NaN, as the CUDA reduction does
+        amax[s] = fmaxf(amax[s], core::float8_amax_term(row[c]));  // finite values only
       }
     }
   }
@@ -61,9 +63,17 @@ void cast_kernel(const float* x, Fp8* out, float* scale, Matrix3d m, Float8Granu
 std::tuple<at::Tensor, at::Tensor> cast_to_float8_cpu(const at::Tensor& x, at::ScalarType dtype,
                                                       c10::string_view granularity, bool power_of_2_scale) {
   const Float8Granularity g = ops::check_cast_to_float8_args(x, dtype, granularity);
-  const at::Tensor xf = x.contiguous().to(at::kFloat);
   at::Tensor data = at::empty(x.sizes(), x.options().dtype(dtype));
   at::Tensor scale = at::empty_symint(ops::float8_scale_shape(x.sym_sizes(), g), x.options().dtype(at::kFloat));
+  if (const vec::Kernels* k = vec::kernels()) {
+    const at::Tensor xc = x.contiguous();
+    const Matrix3d m = as_matrix3d(xc, g);
+    k->cast_to_float8({xc.const_data_ptr(), xc.scalar_type(), static_cast<uint8_t*>(data.data_ptr()),
+                       scale.data_ptr<float>(), m.batch, m.rows, m.cols, static_cast<vec::Float8Granularity>(g),
+                       dtype == at::kFloat8_e5m2, power_of_2_scale});
+    return {data, scale};
+  }
+  const at::Tensor xf = x.contiguous().to(at::kFloat);
   const Matrix3d m = as_matrix3d(xf, g);
   const float max_finite = core::float8_max_finite(dtype);
   if (dtype == at::kFloat8_e4m3fn) {

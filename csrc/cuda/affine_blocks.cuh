@@ -22,19 +22,8 @@ struct ContiguousBlocks {
   }
 };
 
-// The run length when every block of `block_size` is one contiguous run of a row-major tensor
-// of shape `sizes` (block entries 1 on the leading dims, then any entry, then full dims);
-// 0 when the blocks are not contiguous runs.
-inline int64_t contiguous_block_numel(c10::IntArrayRef sizes, c10::IntArrayRef block_size) {
-  size_t d = 0;
-  while (d < sizes.size() && block_size[d] == 1) ++d;
-  int64_t run = 1;
-  for (size_t e = d; e < sizes.size(); ++e) {
-    if (e > d && block_size[e] != sizes[e]) return 0;
-    run *= block_size[e];
-  }
-  return run;
-}
+// The run length of contiguous blocks: core::contiguous_block_numel (shared with the CPU kernels).
+using core::contiguous_block_numel;
 
 // Calls f(blocks) with ContiguousBlocks where the layout allows it, else with the BlockIndexer.
 template <typename F>

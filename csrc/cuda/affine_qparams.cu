@@ -1,7 +1,7 @@
-// CUDA kernel of lowbit::choose_qparams_affine: per-block min / max, then the same
-// core::affine_qparams_from_min_max as the CPU reference (csrc/cpu/affine.cpp), so scale and
-// zero point are bit-identical (min and max are exact whatever the order; NaN is skipped like
-// fminf / fmaxf skip it; a block of NaNs has min +inf and max -inf on both).
+// CUDA kernel of lowbit::choose_qparams_affine: per-block min / max of core::affine_min_term /
+// affine_max_term, then the same core::affine_qparams_from_min_max as the CPU reference
+// (csrc/cpu/affine.cpp), so scale and zero point are bit-identical (min and max are exact whatever
+// the order; ±inf add nothing; a NaN makes the max the canonical NaN on both, whatever the order).
 //
 //   groups:  blocks that are contiguous runs (per-row, per-group of G along the last dim) and
 //            numerous or short: one warp (short runs) or one block per run, no atomics.
@@ -52,15 +52,15 @@ __global__ void run_qparams_kernel(const T* x, int64_t num_runs, int64_t run, bo
   const GridStride lanes{threadIdx.x % kGroup, kGroup};
   for_each_element(x + g * run, run, lanes, vectorized, [&](int64_t, T v) {
     const float f = to_float(v);
-    mn = fminf(mn, f);
-    mx = fmaxf(mx, f);
+    mn = fminf(mn, core::affine_min_term(f));
+    mx = core::max_propagating_nan(mx, core::affine_max_term(f));
   });
   if constexpr (kGroup == kWarpSize) {
     mn = warp_reduce(mn, MinOp{});
-    mx = warp_reduce(mx, MaxOp{});
+    mx = warp_reduce(mx, MaxNanOp{});
   } else {
     mn = block_reduce(mn, MinOp{}, INFINITY);
-    mx = block_reduce(mx, MaxOp{}, -INFINITY);
+    mx = block_reduce(mx, MaxNanOp{}, -INFINITY);
   }
   if (threadIdx.x % kGroup == 0) write_qparams(mn, mx, p, &scale[g], &zp[g]);
 }
@@ -79,7 +79,7 @@ __global__ void minmax_atomic_kernel(const T* x, int64_t n, bool vectorized, Blo
   int64_t current = -1;  // block of the running min / max, -1 before the first element
   float mn = INFINITY, mx = -INFINITY;
   auto flush = [&] {
-    if (current >= 0 && mn <= mx) {  // mn > mx: only NaNs seen, nothing to add
+    if (current >= 0 && (mn <= mx || mx != mx)) {  // mn > mx: only ±inf seen, nothing to add
       atomicMin(&min_keys[current], float_to_ordered(mn));
       atomicMax(&max_keys[current], float_to_ordered(mx));
     }
@@ -93,14 +93,14 @@ __global__ void minmax_atomic_kernel(const T* x, int64_t n, bool vectorized, Blo
       mx = -INFINITY;
     }
     const float f = to_float(v);
-    mn = fminf(mn, f);
-    mx = fmaxf(mx, f);
+    mn = fminf(mn, core::affine_min_term(f));
+    mx = core::max_propagating_nan(mx, core::affine_max_term(f));
   });
   // Large blocks (per-tensor): when the whole warp ends in one block, one lane flushes for all.
   const unsigned peers = __match_any_sync(0xffffffffu, static_cast<unsigned long long>(current));
   if (peers == 0xffffffffu) {
     mn = warp_reduce(mn, MinOp{});
-    mx = warp_reduce(mx, MaxOp{});
+    mx = warp_reduce(mx, MaxNanOp{});
     if (threadIdx.x % kWarpSize != 0) current = -1;
   }
   flush();
@@ -153,7 +153,7 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_cuda(const at::Tensor& 
                                                               c10::string_view zero_point_domain,
                                                               std::optional<double> eps,
                                                               std::optional<at::ScalarType> scale_dtype) {
-  const ops::AffineArgs args = ops::parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain);
+  const ops::AffineArgs args = ops::parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain, eps, scale_dtype);
   const core::QuantRange range = args.range;
   const core::ZeroPointDomain domain = args.domain;
   const bool symmetric = args.symmetric;

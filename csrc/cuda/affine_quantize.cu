@@ -5,6 +5,8 @@
 // The element -> block map is i / run_length when blocks are contiguous runs (per-tensor,
 // per-row, per-group along the last dim), core::BlockIndexer otherwise (affine_blocks.cuh).
 // scale and zero_point are converted to float32 first, like the CPU reference (a small device op).
+// One difference, on purpose: a code outside [qmin, qmax] dequantizes to NaN here, where the CPU
+// op raises (an error on CUDA would need a host sync).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -34,7 +36,7 @@ __global__ void dequantize_kernel(const uint8_t* codes, Out* out, int64_t n, boo
   map_elements(codes, out, n, grid_stride(), vectorized, [&](int64_t i, uint8_t byte) {
     const int64_t b = blocks.block_of(i);
     const int32_t q = r.is_signed ? static_cast<int32_t>(static_cast<int8_t>(byte)) : static_cast<int32_t>(byte);
-    return static_cast<Out>(core::affine_dequantize_value(q, scale[b], zp[b], r, d));
+    return static_cast<Out>(core::affine_dequantize_code(q, scale[b], zp[b], r, d));  // NaN if out of range
   });
 }
 
@@ -73,7 +75,7 @@ at::Tensor dequantize_affine_cuda(const at::Tensor& data, at::IntArrayRef block_
                                   const at::Tensor& zero_point, c10::string_view qdtype,
                                   c10::string_view zero_point_domain, at::ScalarType output_dtype) {
   const ops::AffineArgs args =
-      ops::parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain);
+      ops::parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain, output_dtype);
   const core::QuantRange range = args.range;
   const core::ZeroPointDomain domain = args.domain;
   const core::BlockIndexer ix = core::make_block_indexer(data.sizes(), block_size);

@@ -1,6 +1,6 @@
 // CUDA kernel of lowbit::cast_to_float8. Bit-identical to the CPU reference (csrc/cpu/
-// float8_cast.cpp): both take amax with fmaxf (NaN skipped) and call core/float8_format.h for
-// the scale and the saturating cast. amax and scale never leave the device (no host sync, so
+// float8_cast.cpp): both take amax over the finite values (core::float8_amax_term) and call
+// core/float8_format.h for the scale and the saturating cast. amax and scale never leave the device (no host sync, so
 // the op can be captured in a CUDA graph).
 //
 //   tensor: a grid-wide amax (block reduce + one atomicMax per block) into a device float, then
@@ -31,9 +31,10 @@ using ops::Float8Granularity;
 // Rows up to this length get one warp each; longer rows one block each.
 constexpr int64_t kWarpRowMax = 1024;
 
+// |v| when finite, 0 for ±inf and NaN: non-finite values never set the scale.
 template <typename T>
 __device__ __forceinline__ float abs_float(T v) {
-  return fabsf(to_float(v));
+  return core::float8_amax_term(to_float(v));
 }
 
 template <typename T>

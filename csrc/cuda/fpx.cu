@@ -4,8 +4,8 @@
 //
 // One difference, on purpose: the CPU decode rejects codes with bits above the format's width
 // (1 + ebits + mbits), which needs a pass over the codes and an error raised from the host. On
-// CUDA that check would cost a device-to-host sync, so decode masks each code to the format's
-// width instead (the high bits are ignored).
+// CUDA that check would cost a device-to-host sync, so such a code decodes to NaN instead (never
+// to a finite value it does not have).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -26,9 +26,10 @@ __global__ void fpx_encode_kernel(const T* x, uint8_t* codes, int64_t n, bool ve
 
 template <typename Out>
 __global__ void fpx_decode_kernel(const uint8_t* codes, Out* out, int64_t n, bool vectorized, int ebits, int mbits) {
-  const uint32_t width_mask = (1u << (1 + ebits + mbits)) - 1u;
+  const int width = 1 + ebits + mbits;
   map_elements(codes, out, n, grid_stride(), vectorized, [&](int64_t, uint8_t c) {
-    return static_cast<Out>(core::fpx_decode_value(static_cast<uint8_t>(c & width_mask), ebits, mbits));
+    const float v = core::fpx_decode_value(c, ebits, mbits);
+    return static_cast<Out>((c >> width) != 0 ? __uint_as_float(0x7fc00000u) : v);
   });
 }
 

@@ -50,11 +50,11 @@ __global__ void quantize_rows_kernel(const T* __restrict__ x, int64_t K, bool ve
   float mn = INFINITY, mx = -INFINITY;
   for_each_element(row, K, lanes, vectorized, [&](int64_t, T v) {
     const float f = to_float(v);
-    mn = fminf(mn, f);
-    mx = fmaxf(mx, f);
+    mn = fminf(mn, core::affine_min_term(f));  // finite values only; a NaN makes mx NaN,
+    mx = core::max_propagating_nan(mx, core::affine_max_term(f));  // so the row's scale is NaN
   });
   mn = block_reduce(mn, MinOp{}, INFINITY);
-  mx = block_reduce(mx, MaxOp{}, -INFINITY);
+  mx = block_reduce(mx, MaxNanOp{}, -INFINITY);
   float s, zp;
   core::affine_qparams_from_min_max(mn, mx, kInt8, /*symmetric=*/true, core::ZeroPointDomain::Int, eps, &s, &zp);
   if (threadIdx.x == 0) scale[m] = s;

@@ -1,8 +1,9 @@
 // Reductions shared by lowbit's CUDA kernels: warp and block reductions of a float, and the
 // float atomics that combine per-block partial results in global memory.
 //
-// Every reduction here skips NaN the way fmaxf / fminf do on the CPU: the partials start at a
-// non-NaN identity and are combined with fmaxf / fminf, so a NaN input never wins.
+// MaxOp / MinOp skip NaN the way fmaxf / fminf do on the CPU (the partials start at a non-NaN
+// identity, so a NaN never wins); MaxNanOp propagates it, as core::max_propagating_nan does for
+// the affine min / max (where a NaN marks its block).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -10,12 +11,17 @@
 #include <cstdint>
 #include <math.h>
 
+#include <lowbit/core/affine_quant.h>
+
 #include "launch.cuh"
 
 namespace lowbit::cuda {
 
 struct MaxOp {
   __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct MaxNanOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return core::max_propagating_nan(a, b); }
 };
 struct MinOp {
   __device__ __forceinline__ float operator()(float a, float b) const { return fminf(a, b); }
@@ -78,6 +84,7 @@ __device__ __forceinline__ void atomic_max_nonnegative(float* target, float v) {
 
 // Order-preserving map of non-NaN floats to uint32 (negative floats have their bits flipped, the
 // others get the sign bit set), so unsigned atomicMin / atomicMax give exact float min / max.
+// A positive NaN (the canonical one of core::affine_max_term) maps above +inf: atomicMax keeps it.
 __device__ __forceinline__ uint32_t float_to_ordered(float v) {
   const uint32_t bits = __float_as_uint(v);
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);

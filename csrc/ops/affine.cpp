@@ -14,7 +14,7 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_affine_meta(const at::Tensor& 
                                                               c10::string_view zero_point_domain,
                                                               std::optional<double> eps,
                                                               std::optional<at::ScalarType> scale_dtype) {
-  const AffineArgs args = parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain);
+  const AffineArgs args = parse_choose_qparams_args(input, qdtype, mapping, zero_point_domain, eps, scale_dtype);
   const auto shape = affine_qparams_shape(input.sym_sizes(), block_size);
   return {at::empty_symint(shape, input.options().dtype(scale_dtype.value_or(at::kFloat))),
           at::empty_symint(shape, input.options().dtype(zero_point_dtype(args.domain)))};
@@ -30,7 +30,7 @@ at::Tensor quantize_affine_meta(const at::Tensor& input, at::IntArrayRef block_s
 at::Tensor dequantize_affine_meta(const at::Tensor& data, at::IntArrayRef block_size, const at::Tensor& scale,
                                   const at::Tensor& zero_point, c10::string_view qdtype,
                                   c10::string_view zero_point_domain, at::ScalarType output_dtype) {
-  parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain);
+  parse_dequantize_args(data, block_size, scale, zero_point, qdtype, zero_point_domain, output_dtype);
   return at::empty_symint(data.sym_sizes(), data.options().dtype(output_dtype));
 }
 

@@ -1,5 +1,9 @@
-// lowbit::fake_quantize_affine: schema, forward (CompositeExplicitAutograd), Meta kernel and the
-// straight-through-estimator autograd formula (Autograd key).
+// lowbit::fake_quantize_affine: schema, the composite forward (CompositeExplicitAutograd: the
+// definition, and the kernel of every device without its own; the CPU has a fused one in
+// csrc/cpu/fake_quantize.cpp), Meta kernel and the straight-through-estimator autograd formula
+// (Autograd key).
+#include <lowbit/ops/fake_quantize.h>
+
 #include <lowbit/core/fake_quantize.h>
 
 #include <ATen/ops/empty.h>
@@ -7,12 +11,14 @@
 #include <torch/library.h>
 
 #include <lowbit/core/affine.h>
+#include <lowbit/ops/affine_checks.h>
+#include <lowbit/ops/dispatch.h>
 
 namespace lowbit::ops {
-namespace {
 
-at::Tensor fake_quantize_forward(const at::Tensor& input, at::IntArrayRef block_size, c10::string_view qdtype,
-                                 c10::string_view mapping, c10::string_view zero_point_domain) {
+at::Tensor fake_quantize_composite(const at::Tensor& input, at::IntArrayRef block_size, c10::string_view qdtype,
+                                   c10::string_view mapping, c10::string_view zero_point_domain) {
+  parse_fake_quantize_args(input, block_size, qdtype, mapping, zero_point_domain);
   const std::string qd(qdtype), dom(zero_point_domain);
   const at::Tensor x = input.to(at::kFloat);
   auto [scale, zp] = core::choose_qparams_affine(x, block_size, qd, std::string(mapping), dom);
@@ -20,8 +26,11 @@ at::Tensor fake_quantize_forward(const at::Tensor& input, at::IntArrayRef block_
   return core::dequantize_affine(q, block_size, scale, zp, qd, dom, input.scalar_type());
 }
 
+namespace {
+
 at::Tensor fake_quantize_meta(const at::Tensor& input, at::IntArrayRef block_size, c10::string_view qdtype,
                               c10::string_view mapping, c10::string_view zero_point_domain) {
+  parse_fake_quantize_args(input, block_size, qdtype, mapping, zero_point_domain);
   return at::empty_symint(input.sym_sizes(), input.options());
 }
 
@@ -30,8 +39,11 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
                             at::IntArrayRef block_size, c10::string_view qdtype, c10::string_view mapping,
                             c10::string_view zero_point_domain) {
+    // Below autograd, through the dispatcher: the device's own kernel (the CPU's fused one).
     at::AutoDispatchBelowADInplaceOrView guard;
-    return fake_quantize_forward(input, block_size, qdtype, mapping, zero_point_domain);
+    static auto op = find_op<at::Tensor(const at::Tensor&, at::IntArrayRef, c10::string_view, c10::string_view,
+                                        c10::string_view)>("lowbit::fake_quantize_affine");
+    return op.call(input, block_size, qdtype, mapping, zero_point_domain);
   }
   // Straight-through: rounding and clamping pass the gradient unchanged.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -52,7 +64,7 @@ TORCH_LIBRARY_FRAGMENT(lowbit, m) {
         "str zero_point_domain=\"int\") -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) { m.impl("fake_quantize_affine", &fake_quantize_forward); }
+TORCH_LIBRARY_IMPL(lowbit, CompositeExplicitAutograd, m) { m.impl("fake_quantize_affine", &fake_quantize_composite); }
 TORCH_LIBRARY_IMPL(lowbit, Meta, m) { m.impl("fake_quantize_affine", &fake_quantize_meta); }
 TORCH_LIBRARY_IMPL(lowbit, Autograd, m) { m.impl("fake_quantize_affine", &fake_quantize_autograd); }
 

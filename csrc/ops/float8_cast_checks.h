@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <lowbit/core/float8_cast.h>
+#include <lowbit/ops/dtype_name.h>
 
 namespace lowbit::ops {
 
@@ -15,9 +16,7 @@ enum class Float8Granularity { Tensor, Row, Column };
 
 inline Float8Granularity check_cast_to_float8_args(const at::Tensor& x, at::ScalarType dtype,
                                                    c10::string_view granularity) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf,
-              "cast_to_float8: input dtype ", x.scalar_type(),
-              " is not supported; allowed: torch.float32, torch.bfloat16, torch.float16");
+  check_dtype(x.scalar_type(), kFloat32BF16F16, "cast_to_float8", "input dtype");
   (void)core::float8_max_finite(dtype);  // checks dtype
   Float8Granularity g;
   if (granularity == "tensor") {

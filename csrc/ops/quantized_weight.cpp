@@ -11,6 +11,15 @@ namespace {
 
 using quant::parse_quantize_config;
 
+// The formats index their parts unchecked (p[0], p[1]): a wrong count is an error here, naming
+// the format and the count it takes.
+const quant::QuantizeConfig& check_part_count(const quant::QuantizeConfig& config, at::TensorList parts,
+                                              const char* op) {
+  const size_t want = config.format().part_names().size();
+  TORCH_CHECK(parts.size() == want, op, ": format ", config.name(), " takes ", want, " parts, got ", parts.size());
+  return config;
+}
+
 std::vector<at::Tensor> quantize_weight_op(const at::Tensor& weight, c10::string_view config) {
   return quant::quantize_weight(weight, parse_quantize_config(std::string(config))).parts;
 }
@@ -19,7 +28,8 @@ std::vector<at::Tensor> quantize_weight_op(const at::Tensor& weight, c10::string
 // parses `config` on every call, so layers call the format's op directly.
 at::Tensor quantized_linear_op(const at::Tensor& input, at::TensorList parts, c10::string_view config,
                                const std::optional<at::Tensor>& bias) {
-  return parse_quantize_config(std::string(config)).format().linear(input, parts, bias);
+  const quant::QuantizeConfig c = parse_quantize_config(std::string(config));
+  return check_part_count(c, parts, "quantized_linear").format().linear(input, parts, bias);
 }
 
 at::Tensor dequantize_weight_op(at::TensorList parts, c10::string_view config, int64_t out_features,
@@ -31,7 +41,7 @@ at::Tensor dequantize_weight_op(at::TensorList parts, c10::string_view config, i
 std::vector<at::Tensor> convert_quantized_weight_op(at::TensorList parts, c10::string_view config,
                                                     at::ScalarType dtype, at::Device device) {
   quant::QuantizedWeight w;
-  w.config = parse_quantize_config(std::string(config));
+  w.config = check_part_count(parse_quantize_config(std::string(config)), parts, "convert_quantized_weight");
   w.parts = parts.vec();
   return quant::convert_quantized_weight(w, dtype, device).parts;
 }

@@ -3,6 +3,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <lowbit/ops/dtype_name.h>
+
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -19,12 +21,12 @@ inline at::ScalarType check_scaled_mm_args(const at::Tensor& a, const at::Tensor
               b.sym_sizes());
   TORCH_SYM_CHECK(a.sym_size(1).sym_eq(b.sym_size(0)), "scaled_mm: inner dims differ: a is ", a.sym_sizes(),
                   ", b is ", b.sym_sizes());
-  TORCH_CHECK(is_float8(a.scalar_type()) && is_float8(b.scalar_type()), "scaled_mm: a and b must be float8_e4m3fn "
-              "or float8_e5m2, got ", a.scalar_type(), " and ", b.scalar_type());
+  check_dtype(a.scalar_type(), {at::kFloat8_e4m3fn, at::kFloat8_e5m2}, "scaled_mm", "a dtype");
+  check_dtype(b.scalar_type(), {at::kFloat8_e4m3fn, at::kFloat8_e5m2}, "scaled_mm", "b dtype");
   TORCH_CHECK(!(a.scalar_type() == at::kFloat8_e5m2 && b.scalar_type() == at::kFloat8_e5m2),
               "scaled_mm: e5m2 x e5m2 is not supported (fp8 tensor cores take e4m3 on at least one side)");
-  TORCH_CHECK(scale_a.scalar_type() == at::kFloat && scale_b.scalar_type() == at::kFloat,
-              "scaled_mm: scales must be float32, got ", scale_a.scalar_type(), " and ", scale_b.scalar_type());
+  check_dtype(scale_a.scalar_type(), {at::kFloat}, "scaled_mm", "scale_a dtype");
+  check_dtype(scale_b.scalar_type(), {at::kFloat}, "scaled_mm", "scale_b dtype");
   const bool a_tensorwise = scale_a.sym_numel() == 1;
   const bool b_tensorwise = scale_b.sym_numel() == 1;
   TORCH_CHECK(a_tensorwise || (scale_a.dim() == 2 && scale_a.sym_size(0) == a.sym_size(0) && scale_a.sym_size(1) == 1),
@@ -34,8 +36,7 @@ inline at::ScalarType check_scaled_mm_args(const at::Tensor& a, const at::Tensor
               "scaled_mm: scale_b must hold one value or have shape (1, N) = (1, ", b.sym_size(1), "), got ",
               scale_b.sym_sizes());
   const at::ScalarType out = out_dtype.value_or(at::kBFloat16);
-  TORCH_CHECK(out == at::kBFloat16 || out == at::kHalf || out == at::kFloat, "scaled_mm: out_dtype ", out,
-              " is not supported; allowed: torch.bfloat16, torch.float16, torch.float32");
+  check_dtype(out, {at::kBFloat16, at::kHalf, at::kFloat}, "scaled_mm", "out_dtype");
   if (bias.has_value()) {
     TORCH_CHECK(bias->dim() == 1 && bias->sym_size(0) == b.sym_size(1), "scaled_mm: bias must have shape (N,) = (",
                 b.sym_size(1), ",), got ", bias->sym_sizes());

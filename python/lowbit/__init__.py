@@ -28,7 +28,9 @@ cmake_prefix_path: str = _os.path.dirname(_os.path.abspath(__file__))
 
 def build_info() -> dict:
     """How this copy of lowbit was built: ``cuda`` (bool), ``cuda_archs`` (list of str),
-    ``torch_version`` and ``torch_cuda_version`` it was built against, and ``version``."""
+    ``torch_version`` and ``torch_cuda_version`` it was built against, ``version``, and
+    ``cpu_kernels``: the CPU kernels the ops run (``"avx512"``, ``"avx2"``, ``"default"`` or
+    ``"reference"``; the environment variable ``LOWBIT_CPU_KERNELS`` selects them)."""
     info = _C.build_info()
     return {
         "version": info["version"],
@@ -36,6 +38,7 @@ def build_info() -> dict:
         "cuda_archs": [a for a in info["cuda_archs"].split(";") if a],
         "torch_version": info["torch_version"],
         "torch_cuda_version": info["torch_cuda_version"] or None,
+        "cpu_kernels": info["cpu_kernels"],
     }
 
 

@@ -26,16 +26,18 @@ def cast_to_float8(
 
     ``dtype``: ``torch.float8_e4m3fn`` or ``torch.float8_e5m2``. ``granularity``: ``"tensor"``
     (scale shape ``()``), ``"row"`` (``(..., rows, 1)``) or ``"column"`` (``(..., 1, cols)``).
-    ``scale = max(amax, 1e-12) / max_finite(dtype)``, rounded up to a power of 2 if asked.
-    Saturating; the amax and scale stay on the device (no host synchronization).
+    ``scale = max(amax, 1e-12) / max_finite(dtype)``, rounded up to a power of 2 if asked, with
+    amax over the finite values. Saturating: ±inf becomes ±max_finite, NaN stays NaN (README
+    "Non-finite values"). The amax and scale stay on the device (no host synchronization).
     """
     return _ops.cast_to_float8(x, dtype, granularity, power_of_2_scale)
 
 
 def fpx_encode(x: torch.Tensor, ebits: int, mbits: int) -> torch.Tensor:
     """Encodes ``x`` as fpX_e{ebits}m{mbits} codes, one per ``uint8`` (round-to-nearest-even,
-    saturating, with subnormals; no inf/NaN codes). ``1 + ebits + mbits <= 8``; e4m3 and e5m2
-    are torch's own float8 dtypes and are rejected here."""
+    saturating: ±inf gives ± the largest code; with subnormals; no inf/NaN codes, so NaN gives
+    code 0). ``1 + ebits + mbits <= 8``; e4m3 and e5m2 are torch's own float8 dtypes and are
+    rejected here."""
     return _ops.fpx_encode(x, ebits, mbits)
 
 
@@ -58,7 +60,10 @@ def choose_qparams_affine(
     ``block_size`` has one entry per dim of ``x`` (``x.shape`` for per-tensor, ``(1, K)`` per row,
     ``(1, G)`` per group of G); ``qdtype`` is ``"int1"``..``"int8"`` or ``"uint1"``..``"uint8"``;
     ``mapping`` ``"symmetric"`` or ``"asymmetric"``; ``zero_point_domain`` ``"int"`` or
-    ``"float"`` (asymmetric only). Both outputs have shape ``x.shape / block_size``.
+    ``"float"`` (asymmetric only). Both outputs have shape ``x.shape / block_size``. ``eps``
+    (default float32's epsilon) is the smallest scale; ``scale_dtype`` a floating dtype.
+    Min / max are over the finite values; a block holding a NaN gets a NaN scale (README
+    "Non-finite values").
     """
     return _ops.choose_qparams_affine(x, list(block_size), qdtype, mapping, zero_point_domain, eps, scale_dtype)
 

@@ -168,4 +168,19 @@ TEST(Affine, Errors) {
                "goes with mapping 'asymmetric' only");
   expect_error([&] { lowbit::core::quantize_affine(x.to(at::kInt), {1, 32}, s, zp, "int4"); }, "input dtype");
   expect_error([&] { lowbit::core::dequantize_affine(q, {1, 32}, s, zp, "uint4"); }, "data for qdtype 'uint4' must be");
+  // Arguments that used to be accepted and gave wrong answers (issue 14 item 7).
+  expect_error([&] { lowbit::core::dequantize_affine(q, {1, 32}, s, zp, "int4", "int", at::kInt); },
+               "output_dtype torch.int32 is not supported; allowed: torch.float32");
+  expect_error([&] { lowbit::core::choose_qparams_affine(x, {1, 32}, "int4", "symmetric", "int", std::nullopt, at::kInt); },
+               "scale_dtype torch.int32 is not supported");
+  expect_error([&] { lowbit::core::choose_qparams_affine(x, {1, 32}, "int4", "symmetric", "int", 0.0); },
+               "eps must be a positive, finite float32");
+  expect_error([&] { lowbit::core::quantize_affine(x, {1, 32}, s, zp.to(at::kFloat), "int4"); },
+               "zero_point for zero_point_domain 'int' must be an integer tensor");
+  expect_error([&] { lowbit::core::quantize_affine(x, {1, 32}, s.reshape({2, 8}), zp.reshape({2, 8}), "int4"); },
+               "does not lay out the blocks");
+  at::Tensor bad = q.clone();
+  bad.view(-1)[5].fill_(9);  // no int4 code
+  expect_error([&] { lowbit::core::dequantize_affine(bad, {1, 32}, s, zp, "int4"); },
+               "code 9 at flat index 5 is outside qdtype 'int4' (allowed: -8..7)");
 }

@@ -92,8 +92,8 @@ TEST(BitPacking, Errors) {
     expect_error([&] { lowbit::core::pack_uintx(bytes({0}), bits); }, "is not supported; allowed: 1..8");
     expect_error([&] { lowbit::core::unpack_uintx(packed, bits, 1); }, "is not supported; allowed: 1..8");
   }
-  expect_error([] { lowbit::core::pack_uintx(at::zeros({4}, at::kChar), 4); }, "codes must be torch.uint8");
-  expect_error([] { lowbit::core::unpack_uintx(at::zeros({4}, at::kInt), 4, 1); }, "packed must be torch.uint8");
+  expect_error([] { lowbit::core::pack_uintx(at::zeros({4}, at::kChar), 4); }, "allowed: torch.uint8");
+  expect_error([] { lowbit::core::unpack_uintx(at::zeros({4}, at::kInt), 4, 1); }, "allowed: torch.uint8");
 }
 
 // The word-at-a-time reads the CUDA linear kernels use (csrc/cuda/weight_only_linear.cu): every

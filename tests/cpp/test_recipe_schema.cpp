@@ -212,7 +212,8 @@ ProcessRun run(const std::string& binary, const std::string& args) {
   e << std::ifstream(err).rdbuf();
   r.out = o.str();
   r.err = e.str();
-  fs::remove_all(dir);
+  // Not fs::remove_all: the copy libtorch.so exports is the one this binary resolves, and it crashes.
+  lowbit::recipes::remove_tree(dir.string());
   return r;
 }
 

@@ -226,5 +226,5 @@ def test_errors():
         dequantize_affine(q, (1, 32), s, zp, "uint4")  # int8 codes for a uint4 qdtype
     with pytest.raises(RuntimeError, match="data for qdtype 'int4' must be"):
         dequantize_affine(q.to(torch.int32), (1, 32), s, zp, "int4")
-    with pytest.raises(RuntimeError, match="scale must be floating"):
+    with pytest.raises(RuntimeError, match="scale dtype torch.int32 is not supported"):
         quantize_affine(x, (1, 32), s.to(torch.int32), zp, "int4")

@@ -7,8 +7,9 @@ empty, long rows that take the block-per-row paths, tensors large enough for sev
 iterations), the three input dtypes, non-contiguous and misaligned views (the scalar, non-vector
 paths), and edge values: zeros, -0.0, +-max, exact rounding ties, subnormals, NaN and inf.
 
-Documented differences: on CUDA fpx_decode masks codes to the format width and pack_uintx masks
-codes to `bits` (the CPU reference raises instead; an error would need a host sync).
+Documented differences: on CUDA, fpx_decode and dequantize_affine decode a code outside the
+format (bits above fpX's width, an int4 code outside -8..7) to NaN, and pack_uintx masks codes to
+`bits`; the CPU reference raises instead (an error on CUDA would need a host sync).
 """
 
 import pytest
@@ -147,7 +148,7 @@ def test_cast_to_float8_edge_values(dtype, fp8, granularity, pow2):
     # Row 0: the edge values; row 1: all zeros (scale from the amax floor); row 2: exact ties
     # (per row with e4m3 and power_of_2_scale its amax 448 gives scale 1); row 3: tiny values
     # only (subnormal fp8 outputs); then the same with NaN, all NaN, and with +-inf mixed in
-    # (an inf amax makes the scale inf, and inf / inf a NaN that the clamp turns into -max).
+    # (amax skips them on both devices; +-inf saturates to +-max, NaN stays NaN).
     fill = torch.full((n - e[10:].numel() - 1,), 0.5, dtype=dtype)
     ties = torch.cat([e[10:], fill, torch.tensor([448.0], dtype=dtype)])
     tiny = (e[10:].abs() * 2.0**-8).to(dtype)
@@ -245,8 +246,9 @@ def test_fpx_decode(ebits, mbits, dtype):
     valid = codes & ((1 << width) - 1)
     ref = fpx_decode(valid, ebits, mbits, dtype)
     assert_same_bits(fpx_decode(valid.to(CUDA), ebits, mbits, dtype), ref, "decode")
-    # CUDA masks out-of-range codes to the format width (the CPU reference rejects them).
-    assert_same_bits(fpx_decode(codes.to(CUDA), ebits, mbits, dtype), ref, "decode of masked codes")
+    # Out-of-range codes decode to NaN on CUDA (the CPU reference rejects them).
+    expected = torch.where(codes == valid, ref, torch.full_like(ref, float("nan")))
+    assert_same_bits(fpx_decode(codes.to(CUDA), ebits, mbits, dtype), expected, "decode of out-of-range codes")
     for name, v, v_gpu in views(valid[:1280].reshape(40, 32)):
         assert_same_bits(fpx_decode(v_gpu, ebits, mbits, dtype), fpx_decode(v, ebits, mbits, dtype), name)
     if width < 8:
@@ -333,12 +335,28 @@ def test_affine_qdtypes(qdtype, mapping, domain, rng):
 
 @pytest.mark.parametrize("mapping,domain", SCHEMES)
 def test_affine_all_nan_block(mapping, domain):
-    # A block of NaNs has min +inf / max -inf on both devices (NaN skipped by fminf / fmaxf).
+    # A block holding NaN gets a NaN scale on both devices (the canonical NaN propagates through
+    # the max, whatever the reduction order), and a block of NaNs the zero block's zero point.
     x = torch.randn(4, 64)
     x[1] = float("nan")
     check_affine(x, (1, 64), "int8", mapping, domain, what="per-row")
     check_affine(x, (1, 16), "uint4", mapping, domain, what="per-group")
     check_affine(x, (2, 1), "int4", mapping, domain, what="indexer")
+
+
+@pytest.mark.parametrize("qdtype,storage", [("int4", torch.int8), ("uint3", torch.uint8)])
+def test_affine_out_of_range_codes_dequantize_to_nan_on_cuda(qdtype, storage):
+    codes = torch.arange(-128, 128, dtype=torch.int32).to(storage).reshape(16, 16)
+    scale, zp = torch.full((16, 1), 0.5), torch.zeros(16, 1, dtype=torch.int32)
+    with pytest.raises(RuntimeError, match="is outside qdtype"):
+        dequantize_affine(codes, (1, 16), scale, zp, qdtype)
+    out = dequantize_affine(codes.to(CUDA), (1, 16), scale.to(CUDA), zp.to(CUDA), qdtype).cpu()
+    bits = int(qdtype[-1])
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if qdtype.startswith("int") else (0, (1 << bits) - 1)
+    v = codes.to(torch.int32)
+    inside = (v >= lo) & (v <= hi)
+    assert torch.isnan(out[~inside]).all()
+    assert torch.equal(out[inside], v[inside].float() * 0.5)
 
 
 def test_affine_rounding_ties():

@@ -5,7 +5,8 @@ nearest table value for encode), never from lowbit's code:
   bias = 2^(ebits-1) - 1; exponent field 0: m / 2^mbits * 2^(1-bias) (subnormal);
   otherwise (1 + m / 2^mbits) * 2^(e-bias); no inf or NaN codes.
   encode: nearest value, ties to the even code (= even mantissa), saturating at the largest
-  magnitude (inf too), NaN -> largest magnitude, the sign bit always kept (-0.0 has a code).
+  magnitude (inf too), the sign bit always kept (-0.0 has a code); NaN has no code and encodes
+  as code 0 (+0.0), lowbit's documented choice (a scaled fpX weight carries NaN in its scale).
 """
 
 from fractions import Fraction
@@ -53,12 +54,12 @@ def magnitude_table(ebits: int, mbits: int) -> np.ndarray:
 
 
 def reference_encode(x: np.ndarray, ebits: int, mbits: int) -> np.ndarray:
-    """Nearest table value, ties to the even code, saturating; NaN -> max; sign bit kept."""
+    """Nearest table value, ties to the even code, saturating; sign bit kept; NaN -> code 0."""
     table = magnitude_table(ebits, mbits)
     nbits = ebits + mbits
     a = np.abs(x.astype(np.float64))
     nan = np.isnan(a)
-    a = np.where(nan, np.inf, a)
+    a = np.where(nan, 0.0, a)
     hi = np.minimum(np.searchsorted(table, a, side="left"), len(table) - 1)
     lo = np.maximum(hi - 1, 0)
     # Differences of neighbours in one binade are exact in float64 (Sterbenz), so ties are exact.
@@ -67,8 +68,8 @@ def reference_encode(x: np.ndarray, ebits: int, mbits: int) -> np.ndarray:
     code = np.where(d_lo < d_hi, lo, hi)
     tie = (d_lo == d_hi) & (lo != hi)
     code = np.where(tie, np.where(lo % 2 == 0, lo, hi), code)
-    code = np.where(a >= table[-1], len(table) - 1, code)  # saturate (inf and NaN included)
-    sign = np.signbit(x).astype(np.int64)
+    code = np.where(a >= table[-1], len(table) - 1, code)  # saturate (inf included)
+    sign = np.where(nan, 0, np.signbit(x)).astype(np.int64)
     return (code + (sign << nbits)).astype(np.uint8)
 
 
@@ -150,9 +151,9 @@ def test_encode_saturates_and_keeps_the_sign(fmt):
     big = as_f32([table[-1], table[-1] * 1.5, table[-1] * 4, 1e30, 3.4028235e38, np.inf])
     assert torch.equal(fpx_encode(big, ebits, mbits), torch.full(big.shape, max_code, dtype=torch.uint8))
     assert torch.equal(fpx_encode(-big, ebits, mbits), torch.full(big.shape, max_code | (1 << nbits), dtype=torch.uint8))
-    # NaN has no code: largest magnitude, sign bit as given.
+    # NaN has no code: code 0 (+0.0) whatever its sign bit.
     nan = torch.tensor([float("nan"), -float("nan")])
-    assert fpx_encode(nan, ebits, mbits).tolist() == [max_code, max_code | (1 << nbits)]
+    assert fpx_encode(nan, ebits, mbits).tolist() == [0, 0]
     # Negative zero and negative values that round to zero keep the sign bit.
     zeros = as_f32([0.0, -0.0, table[1] / 4, -table[1] / 4, -1e-40])
     codes = fpx_encode(zeros, ebits, mbits)
@@ -212,7 +213,7 @@ def test_bad_dtypes_are_rejected():
     with pytest.raises(RuntimeError, match="fpx_encode: input dtype"):
         fpx_encode(torch.zeros(4, dtype=torch.uint8), 3, 2)
     for dtype in (torch.int8, torch.int32, torch.float32):
-        with pytest.raises(RuntimeError, match="codes must be torch.uint8"):
+        with pytest.raises(RuntimeError, match="codes dtype torch.* is not supported; allowed: torch.uint8"):
             fpx_decode(torch.zeros(4, dtype=dtype), 3, 2)
     with pytest.raises(RuntimeError, match="output dtype"):
         fpx_decode(torch.zeros(4, dtype=torch.uint8), 3, 2, torch.int32)

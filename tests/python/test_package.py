@@ -23,6 +23,7 @@ def test_build_info():
     assert isinstance(info["cuda_archs"], list) and all(isinstance(a, str) and a for a in info["cuda_archs"])
     assert bool(info["cuda_archs"]) == info["cuda"]  # archs are listed exactly when CUDA kernels are built
     assert info["version"] == lowbit.__version__
+    assert info["cpu_kernels"] in ("avx512", "avx2", "default", "reference")
     major_minor = lambda v: tuple(v.split("+")[0].split(".")[:2])  # noqa: E731
     assert major_minor(info["torch_version"]) == major_minor(torch.__version__)
 
@@ -45,7 +46,7 @@ ERRORS = [
     (lambda: core.cast_to_float8(torch.zeros(4), granularity="row"), r"needs an input with at least 2 dims"),
     (lambda: core.fpx_encode(torch.zeros(4), 4, 3), r"use lowbit\.core\.cast_to_float8"),
     (lambda: core.fpx_encode(torch.zeros(4), 4, 4), r"allowed: ebits >= 1, mbits >= 0, 1 \+ ebits \+ mbits <= 8"),
-    (lambda: core.fpx_decode(torch.zeros(4), 3, 2), r"codes must be torch\.uint8"),
+    (lambda: core.fpx_decode(torch.zeros(4), 3, 2), r"codes dtype torch\.float32 is not supported; allowed: torch\.uint8"),
     (lambda: core.choose_qparams_affine(torch.zeros(4, 8), [1, 8], "int9"), r"allowed: int1\.\.int8, uint1\.\.uint8"),
     (lambda: core.choose_qparams_affine(torch.zeros(4, 8), [1, 3], "int4"), r"does not divide input shape"),
     (lambda: core.choose_qparams_affine(torch.zeros(4, 8), [1, 8], "int4", "symmetric", "float"),
