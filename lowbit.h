@@ -16,7 +16,10 @@
 #include <lowbit/core/float8_scale.h>
 #include <lowbit/core/fpx.h>
 #include <lowbit/core/kernel_path.h>
+#include <lowbit/core/prune_2_4.h>
 #include <lowbit/core/scaled_mm.h>
+#include <lowbit/core/semi_sparse_linear.h>
+#include <lowbit/core/sparse_2_4.h>
 #include <lowbit/io/safetensors.h>
 #include <lowbit/nn/convert.h>
 #include <lowbit/nn/linear.h>
@@ -34,6 +37,11 @@
 #include <lowbit/optim/adamw_lowbit.h>
 #include <lowbit/optim/state_file.h>
 #include <lowbit/qat/qat.h>
+#include <lowbit/sparse/config.h>
+#include <lowbit/sparse/convert.h>
+#include <lowbit/sparse/semi_sparse_linear_method.h>
+#include <lowbit/sparse/sparsify.h>
+#include <lowbit/sparse/speed_table.h>
 
 // Distributed (c10d process groups, fully_shard): when built with LOWBIT_DISTRIBUTED.
 #if LOWBIT_WITH_DISTRIBUTED

@@ -202,6 +202,31 @@ def _adamw(device):
     return out
 
 
+@case("2:4: prune (tiles, rows), compress / decompress, cuSPARSELt GEMM (padded tokens), training linears",
+      ["prune_2_4", "compress_2_4", "decompress_2_4", "semi_sparse_mm"])
+def _sparse_2_4(device):
+    out = []
+    w = randn(256, 384, dtype=torch.bfloat16, seed=11)
+    for algorithm in ("largest_abs", "largest", "largest_abs_rows"):
+        out.append(both(lambda t, a=algorithm: lowbit.core.prune_2_4(t, a)[0].float(), w, device=device))
+        out.append(both(lambda t, a=algorithm: lowbit.core.prune_2_4(offset(t), a)[1].float(), w, device=device))
+    pruned = lowbit.core.prune_2_4(w)[0]
+    out.append(both(lambda t: lowbit.core.decompress_2_4(*lowbit.core.compress_2_4(t)).float(), pruned, device=device))
+    x = randn(200, 384, dtype=torch.bfloat16, seed=12)  # 200 tokens: padded to 256 inside the GEMM
+    bias = randn(256, dtype=torch.bfloat16, seed=13)
+    out.append(both(lambda p_, x_, b_: ops.semi_sparse_mm(p_, x_.t(), b_, True).float(), pruned, x, bias, device=device))
+    wt = randn(256, 384, seed=14)  # a float32 master weight, bf16 compute
+    for op in (ops.semi_sparse_linear, ops.semi_sparse_activation_linear):
+        def train(x_, w_, op=op):
+            x_ = x_.clone().requires_grad_()
+            w_ = w_.clone().requires_grad_()
+            y = op(x_ if x_.device.type != "cpu" else x_.float(), w_, None, "largest_abs", "masked")
+            y.float().square().mean().backward()
+            return torch.cat([y.float().flatten(), x_.grad.float().flatten(), w_.grad.float().flatten()])
+        out.append(both(train, x, wt, device=device))
+    return out
+
+
 def close(got, ref):
     got, ref = got.detach().cpu().double(), ref.detach().cpu().double()
     if got.shape != ref.shape:

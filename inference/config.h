@@ -19,6 +19,7 @@ using quant::Int8DynamicActivationInt4WeightConfig;
 using quant::Int8DynamicActivationInt8WeightConfig;
 using quant::Int8WeightOnlyConfig;
 using quant::UIntXWeightOnlyConfig;
+using quant::SemiSparseWeightConfig;
 
 using quant::make_quantize_config;
 using quant::parse_quantize_config;

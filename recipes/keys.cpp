@@ -2,6 +2,7 @@
 #include <lowbit/recipes/keys.h>
 
 #include <lowbit/build_config.h>
+#include <lowbit/core/semi_sparse_linear.h>
 #include <lowbit/float8/config.h>
 #include <lowbit/inference/config.h>
 #include <lowbit/recipes/llama.h>
@@ -120,6 +121,49 @@ Schema float8_keys() {
   return s;
 }
 
+Schema sparse_keys() {
+  Schema s;
+  s.key("sparse.enabled", Type::Bool, "false",
+        "train the feed-forward linears (w1, w2, w3) with 2:4 sparse weights, pruned every step from the dense "
+        "master weights (lowbit::sparse::convert_to_semi_sparse_training)");
+  s.key("sparse.dense_after_fraction", Type::Float, "1.0",
+        "sparse-then-dense: train dense after this fraction of train.steps, starting from the pruned weights "
+        "(1: sparse to the end)",
+        custom("a fraction in (0, 1]", [](const YAML::Node& n) -> std::string {
+          const double v = n.as<double>();
+          return v > 0 && v <= 1 ? "" : "'" + n.Scalar() + "' is outside (0, 1]";
+        }));
+  s.key("sparse.gradient", Type::String, "ste",
+        "what reaches the dense master weights: ste (straight-through, unmasked) or masked (the 2:4 pattern)",
+        one_of({"ste", "masked"}));
+  s.rule({"sparse.enabled", "float8.enabled"}, [](const Config& c) -> std::string {
+    if (!c.get_bool("sparse.enabled") || !c.has("float8.enabled") || !c.get_bool("float8.enabled")) return "";
+    return "sparse.enabled=true and float8.enabled=true do not combine (a linear trains either in float8 or with a "
+           "2:4 weight; there is no fp8 2:4 training GEMM); set float8.enabled=false";
+  });
+  s.rule({"sparse.enabled", "train.device"}, [](const Config& c) -> std::string {
+    if (!c.get_bool("sparse.enabled") || !c.has("train.device") || c.get_string("train.device") == "cpu") return "";
+    return "sparse.enabled=true on " + c.get_string("train.device") + ": the CUDA 2:4 GEMMs (cuSPARSELt) run in "
+           "bfloat16 / float16 and the recipes train in float32; run the 2:4 recipe with train.device=cpu (the exact "
+           "reference), or use lowbit.sparse directly in a bfloat16 training loop";
+  });
+  s.rule({"sparse.enabled", "distributed.enabled"}, [](const Config& c) -> std::string {
+    if (!c.get_bool("sparse.enabled") || !c.has("distributed.enabled") || !c.get_bool("distributed.enabled")) return "";
+    return "sparse.enabled=true and distributed.enabled=true do not combine yet (2:4 training of sharded weights is "
+           "untested); train 2:4 on one process, or set sparse.enabled=false";
+  });
+  s.rule({"sparse.enabled", "model.dim", "model.hidden_dim"}, [](const Config& c) -> std::string {
+    if (!c.get_bool("sparse.enabled") || !c.has("model.dim") || !c.has("model.hidden_dim")) return "";
+    const int64_t dim = c.get_int("model.dim"), hidden = c.get_int("model.hidden_dim");
+    // w1 / w3: (hidden, dim); w2: (dim, hidden). The shape rule of the 2:4 ops, once (lowbit::core).
+    const auto reason = core::semi_sparse_unsupported_reason(hidden, dim, c10::DeviceType::CPU);
+    return reason ? "sparse.enabled=true: the feed-forward linears (model.dim x model.hidden_dim) cannot be 2:4: " +
+                        *reason
+                  : "";
+  });
+  return s;
+}
+
 Schema data_keys() {
   Schema s;
   s.key("data.fortunes_dir", Type::String, "/usr/share/games/fortunes",
@@ -188,7 +232,8 @@ Schema finetune_keys() {
 Schema quantize_keys() {
   Schema s;
   s.key("quantize.configs", Type::list_of(Type::String),
-        "[none, int8wo, int8dq, float8wo_e4m3, fp6_e3m2, int4wo-32, uint4wo, fp4_e2m1, uint3wo, uint2wo, autoquant]",
+        "[none, int8wo, int8dq, float8wo_e4m3, fp6_e3m2, int4wo-32, uint4wo, fp4_e2m1, uint3wo, uint2wo, sparse24, "
+        "autoquant]",
         "one table row each: none (the float model), autoquant (fastest per layer), or a quantize_ shorthand",
         custom("none, autoquant or a quantize_ shorthand (lowbit.inference.quantize_shorthands())",
                [](const YAML::Node& n) -> std::string {

@@ -14,6 +14,7 @@ namespace lowbit::recipes {
 Schema model_keys();     // model.*: Llama shapes (rules: LlamaConfig::validate)
 Schema optim_keys();     // optim.*: optimizer and its hyperparameters
 Schema float8_keys();    // float8.*: float8 training (convert_to_float8_training)
+Schema sparse_keys();    // sparse.*: 2:4 sparse FFN weights, sparse-then-dense (lowbit::sparse)
 Schema data_keys();      // data.*: Debian's fortunes as bytes, batch shape
 Schema train_keys();     // train.*: the loop, schedule, device, outputs
 Schema finetune_keys();  // finetune.*: what to start from and how to fine-tune

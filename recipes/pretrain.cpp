@@ -10,6 +10,7 @@
 #include <lowbit/recipes/progress.h>
 #include <lowbit/recipes/recipe.h>
 #include <lowbit/recipes/remove_tree.h>
+#include <lowbit/sparse/convert.h>
 
 #include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/stack.h>
@@ -203,6 +204,20 @@ PretrainResult pretrain(const Config& c, bool quiet) {
     if (!quiet) std::cout << "# resumed from " << result.checkpoint_dir << " at step " << step << "\n";
   }
   result.first_step = step;
+  // 2:4 sparse feed-forward weights until `dense_at`, then dense from the pruned weights. The
+  // checkpoint holds the dense master weights, so a resumed run converts up to the switch itself
+  // (resuming at step dense_at still prunes there, as the uninterrupted run does).
+  const bool sparse = c.get_bool("sparse.enabled");
+  const int64_t dense_at = sparse ? sparse::dense_after_step(steps, c.get_float("sparse.dense_after_fraction")) : 0;
+  if (sparse && step <= dense_at) {
+    sparse::SemiSparseTrainingConfig sc;
+    sc.gradient = core::parse_semi_sparse_gradient(c.get_string("sparse.gradient"));
+    const auto summary = sparse::convert_to_semi_sparse_training(
+        *model, sc, [](const std::string& name, const nn::LinearImpl&) { return name.find(".feed_forward.") != std::string::npos; });
+    TORCH_CHECK(!summary.converted.empty(), "sparse.enabled: no feed-forward linear could be made 2:4:\n",
+                summary.to_string());
+    if (!quiet) std::cout << "# sparse: " << summary.converted.size() << " feed-forward linears train 2:4\n";
+  }
   std::ofstream metrics;
   if (dist.is_main()) {
     metrics.open(fs::path(out_dir) / "metrics.jsonl", step > 0 ? std::ios::app : std::ios::trunc);
@@ -214,6 +229,11 @@ PretrainResult pretrain(const Config& c, bool quiet) {
   std::vector<at::Tensor> losses;
   model->train();
   for (; step < last; ++step) {
+    if (sparse && step == dense_at && step < steps) {
+      const auto summary = sparse::swap_semi_sparse_linear_with_linear(*model, /*prune_weights=*/true);
+      progress.message("step " + std::to_string(step) + ": " + std::to_string(summary.converted.size()) +
+                       " feed-forward linears train dense from here, starting from their pruned weights");
+    }
     const double step_lr = lr_at(step, lr, warmup, steps, min_lr_ratio);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(step_lr);
     // Rank r takes batch step * world_size + r of the stream: with one rank, the single-process run.

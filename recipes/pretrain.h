@@ -1,4 +1,5 @@
-// The pretraining recipe behind lowbit-train: a Llama on fortunes with float8 training, AdamW /
+// The pretraining recipe behind lowbit-train: a Llama on fortunes with float8 training or 2:4 sparse
+// feed-forward weights (sparse.*, optionally dense after a fraction of the steps), AdamW /
 // AdamW8bit / AdamW4bit, gradient clipping, warm-up + cosine, checkpoints with exact resume,
 // validation perplexity and a one-line progress display; under torchrun with distributed.enabled,
 // FSDP over the ranks (recipes/distributed_run.h). recipes/python/lowbit_recipes/pretrain_llama.py

@@ -2,6 +2,7 @@
 #include <lowbit/recipes/recipe.h>
 
 #include <lowbit/recipes/keys.h>
+#include <lowbit/sparse/convert.h>
 #include <lowbit/recipes/llama.h>
 
 #include <c10/util/Exception.h>
@@ -56,6 +57,11 @@ std::string pretrain_plan(const Config& c) {
       << (c.get_bool("distributed.float8_all_gather") ? " with float8 all-gather" : "") << " ("
       << c.get_string("distributed.backend") << ")";
   }
+  if (c.get_bool("sparse.enabled")) {
+    const double frac = c.get_float("sparse.dense_after_fraction");
+    s << ", 2:4 sparse feed-forward weights (" << c.get_string("sparse.gradient") << ")";
+    if (frac < 1) s << " until step " << sparse::dense_after_step(c.get_int("train.steps"), frac) << ", then dense";
+  }
   s << "; config.yaml, metrics.jsonl and checkpoint/ go to " << c.get_string("train.output_dir");
   if (c.get_bool("train.resume")) s << " (resuming from its checkpoint when there is one)";
   return s.str();
@@ -88,8 +94,8 @@ std::map<std::string, Recipe> make_recipes() {
                   {},
                   Schema(),
                   pretrain_plan};
-  pretrain.schema.include(model_keys()).include(optim_keys()).include(float8_keys()).include(data_keys());
-  pretrain.schema.include(train_keys()).include(distributed_keys());
+  pretrain.schema.include(model_keys()).include(optim_keys()).include(float8_keys()).include(sparse_keys());
+  pretrain.schema.include(data_keys()).include(train_keys()).include(distributed_keys());
   out.emplace(pretrain.name, pretrain);
 
   Recipe finetune{"finetune_then_quantize",

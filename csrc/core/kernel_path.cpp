@@ -11,7 +11,8 @@ namespace {
 
 constexpr int kPaths = static_cast<int>(KernelPath::Count);
 
-constexpr std::array<const char*, 3> kOps = {"scaled_mm", "weight_only_linear", "int8_dynamic_linear"};
+constexpr std::array<const char*, 4> kOps = {"scaled_mm", "weight_only_linear", "int8_dynamic_linear",
+                                             "semi_sparse_mm"};
 
 struct PathInfo {
   int op;  // index into kOps
@@ -32,6 +33,10 @@ constexpr std::array<PathInfo, kPaths> kInfo = {{
     {2, "empty"},
     {2, "dp4a"},
     {2, "int_mm"},
+    {3, "reference"},
+    {3, "empty"},
+    {3, "cusparselt"},
+    {3, "cusparselt_padded"},
 }};
 static_assert(kInfo.size() == kPaths, "one PathInfo per KernelPath");
 
@@ -60,7 +65,7 @@ void record_kernel_path(KernelPath p) noexcept {
 std::string last_kernel_path(const std::string& op) {
   const int o = op_index(op.c_str());
   TORCH_CHECK(o >= 0, "last_kernel_path: unknown op '", op, "'; allowed: scaled_mm, weight_only_linear, "
-              "int8_dynamic_linear");
+              "int8_dynamic_linear, semi_sparse_mm");
   const int last = g_last[o].load(std::memory_order_relaxed);
   return last == 0 ? "none" : kInfo[last - 1].name;
 }

@@ -29,10 +29,16 @@ enum class KernelPath : int {
   Int8DynamicEmpty,            // "empty": M or N is 0
   Int8DynamicDp4a,             // "dp4a": lowbit's int8 dot-product kernel
   Int8DynamicIntMm,            // "int_mm": at::_int_mm (cuBLAS int8) and the rescale kernel
+  // lowbit::semi_sparse_mm (the 2:4 GEMM of the sparse training linears)
+  SemiSparseMmReference,       // "reference": the CPU reference (dense GEMM of the checked 2:4 operand)
+  SemiSparseMmEmpty,           // "empty": M, N or K is 0
+  SemiSparseMmCusparselt,      // "cusparselt": cuSPARSELt compress + 2:4 GEMM, no padding
+  SemiSparseMmCusparseltPadded,  // "cusparselt_padded": the same with a dim zero-padded to the rule's multiple
   Count
 };
 
-// The op family a path belongs to: "scaled_mm", "weight_only_linear" or "int8_dynamic_linear".
+// The op family a path belongs to: "scaled_mm", "weight_only_linear", "int8_dynamic_linear" or
+// "semi_sparse_mm".
 const char* kernel_path_op(KernelPath p);
 // The path's name within its family (see the enum).
 const char* kernel_path_name(KernelPath p);

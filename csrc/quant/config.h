@@ -70,6 +70,8 @@ QuantizeConfig Float8WeightOnlyConfig(at::ScalarType dtype = at::kFloat8_e4m3fn)
 QuantizeConfig Float8DynamicActivationFloat8WeightConfig(const std::string& granularity = "tensor");
 QuantizeConfig FPXWeightOnlyConfig(int64_t ebits, int64_t mbits);
 QuantizeConfig UIntXWeightOnlyConfig(int64_t bits, int64_t group_size = 64);
+// 2:4 semi-structured sparse weights ("sparse24"; lowbit::sparse::sparsify_): formats/semi_sparse_weight.cpp.
+QuantizeConfig SemiSparseWeightConfig();
 
 // The one shorthand parser: "int4wo", "int8dq", "float8dq_e4m3_row", "fp6_e3m2", "uint4wo", ...
 // An unknown name throws a c10::Error that lists every valid name (Python: ValueError).

@@ -15,6 +15,7 @@ void bind_float8(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_qat(py::module_& m);
+void bind_sparse(py::module_& m);
 }  // namespace lowbit::python
 
 PYBIND11_MODULE(_C, m) {
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_C, m) {
   lowbit::python::bind_qat(m);
   lowbit::python::bind_autoquant(m);
   lowbit::python::bind_diagnostics(m);
+  lowbit::python::bind_sparse(m);
 }

@@ -14,8 +14,10 @@ from . import float8
 from . import optim
 from . import inference
 from . import qat
+from . import sparse
 from ._convert import ConvertSummary
 from .inference import autoquant, load_quantized, quantize_, save_quantized
+from .sparse import sparsify_
 
 __version__: str = _C.version()
 
@@ -40,8 +42,8 @@ def build_info() -> dict:
     }
 
 
-__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "quantize_",
-           "autoquant", "save_quantized", "load_quantized", "ConvertSummary"]
+__all__ = ["__version__", "build_info", "cmake_prefix_path", "core", "float8", "optim", "inference", "qat", "sparse",
+           "quantize_", "autoquant", "save_quantized", "load_quantized", "sparsify_", "ConvertSummary"]
 
 
 def __getattr__(name: str):

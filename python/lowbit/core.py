@@ -148,6 +148,34 @@ def scaled_mm(
     return _ops.scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, emulate)
 
 
+def prune_2_4(x: torch.Tensor, algorithm: str = "largest_abs") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Prunes a 2-D ``x`` to 2:4; returns ``(values, mask)``: ``values`` is ``x`` where the bool
+    ``mask`` is set and +0 elsewhere.
+
+    ``algorithm``: ``"largest_abs"`` (default) and ``"largest"`` (signed) keep at most 2 per row
+    AND per column of every aligned 4x4 tile (the transpose is 2:4 too; rows and columns multiples
+    of 4), greedily from the largest; ``"largest_abs_rows"`` keeps the 2 largest magnitudes of each
+    group of 4 along a row (columns a multiple of 4). NaN ranks above every number; ties go to the
+    element earlier in row-major order, identically on CPU and CUDA.
+    """
+    return _ops.prune_2_4(x, algorithm)
+
+
+def compress_2_4(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The portable 2:4 compressed form of a 2-D ``x`` with at most 2 nonzeros per aligned group of
+    4 along its rows (``prune_2_4``'s values): ``(values, meta)``, ``values`` ``(rows, cols / 2)`` the
+    2 stored values of each group in position order, ``meta`` ``(rows, cols / 8)`` uint8 with one
+    4-bit code per group (``pos0 | pos1 << 2``, pos0 < pos1; even group in the low nibble). Groups
+    with fewer than 2 nonzeros also store their lowest zero positions, so the round trip is exact.
+    ``cols`` a multiple of 8; float32, float64, bfloat16, float16 or int8."""
+    return _ops.compress_2_4(x)
+
+
+def decompress_2_4(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`compress_2_4`: the dense ``(rows, cols)`` tensor, +0 where nothing is stored."""
+    return _ops.decompress_2_4(values, meta)
+
+
 def scaled_mm_last_path() -> str:
     """Which path the most recent :func:`scaled_mm` call took (any thread): ``"cublaslt_outer_vector"``
     (row-wise scales in cuBLASLt's epilogue), ``"cublaslt_tensorwise"``, ``"unit_scale_fallback"``
@@ -159,7 +187,8 @@ def scaled_mm_last_path() -> str:
 
 def last_kernel_path(op: str) -> str:
     """The path of the most recent call of an op family: ``"scaled_mm"``, ``"weight_only_linear"``
-    (``"gemv"``, ``"wmma"``, ``"dequantize_cublas"``, ``"empty"``) or ``"int8_dynamic_linear"``
+    (``"gemv"``, ``"wmma"``, ``"dequantize_cublas"``, ``"empty"``), ``"semi_sparse_mm"`` (``"reference"``,
+    ``"cusparselt"``, ``"cusparselt_padded"``, ``"empty"``) or ``"int8_dynamic_linear"``
     (``"dp4a"``, ``"int_mm"``, ``"empty"``); ``"none"`` before the first. The quantized linears
     record their CUDA kernels' choice only."""
     return _C.last_kernel_path(op)
@@ -177,6 +206,9 @@ def reset_kernel_path_counts() -> None:
 
 
 __all__ = [  # the ops (the diagnostics above are not ops, and not listed)
+    "compress_2_4",
+    "decompress_2_4",
+    "prune_2_4",
     "scaled_mm",
     "cast_to_float8",
     "float8_amax",

@@ -66,6 +66,7 @@ double sqnr_floor(const QuantizeConfig& c) {
     return 6.0 * m - (e == 1 ? 1.0 : 0.0);
   }
   if (k == "UIntXWeightOnlyConfig") return 6.0 * c.int_param("bits") - (c.int_param("group_size") > 64 ? 13.0 : 10.0);
+  if (k == "SemiSparseWeightConfig") return 4.0;  // half of every group of 4 pruned: ~6 dB at the MLP's output
   return 1e9;
 }
 
@@ -81,6 +82,7 @@ int64_t expected_bytes(const QuantizeConfig& c, int64_t n, int64_t k) {
   if (kind == "FPXWeightOnlyConfig") return n * k * (1 + c.int_param("ebits") + c.int_param("mbits")) / 8 + 4 * n;
   if (kind == "UIntXWeightOnlyConfig")
     return n * k * c.int_param("bits") / 8 + 8 * n * (k / c.int_param("group_size"));
+  if (kind == "SemiSparseWeightConfig") return n * k / 2 * 2 + n * k / 8;  // bf16 kept values + 4-bit codes
   return -1;
 }
 

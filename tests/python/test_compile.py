@@ -83,7 +83,12 @@ CORE_OPS = {
 
 
 # Ops whose opcheck lives with their feature's tests (fp8 inputs need their own test_utils).
-CHECKED_ELSEWHERE = {"scaled_mm": "tests/python/test_float8_training.py::test_opcheck_float8_ops"}
+CHECKED_ELSEWHERE = {
+    "scaled_mm": "tests/python/test_float8_training.py::test_opcheck_float8_ops",
+    "prune_2_4": "tests/python/test_sparse_prune.py::test_opcheck",
+    "compress_2_4": "tests/python/test_sparse_prune.py::test_compress_opcheck",
+    "decompress_2_4": "tests/python/test_sparse_prune.py::test_compress_opcheck",
+}
 
 
 def test_every_core_op_has_opcheck_cases():

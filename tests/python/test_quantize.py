@@ -24,6 +24,7 @@ from lowbit.inference import (
     Int8DynamicActivationInt8WeightConfig,
     Int8WeightOnlyConfig,
     QuantizedTensor,
+    SemiSparseWeightConfig,
     UIntXWeightOnlyConfig,
     parse_quantize_config,
     quantize_shorthands,
@@ -49,6 +50,7 @@ CONFIGS = [
     Float8DynamicActivationFloat8WeightConfig("tensor"), Float8DynamicActivationFloat8WeightConfig("row"),
     FPXWeightOnlyConfig(3, 2), FPXWeightOnlyConfig(2, 2), FPXWeightOnlyConfig(2, 1), FPXWeightOnlyConfig(1, 1),
     UIntXWeightOnlyConfig(4), UIntXWeightOnlyConfig(2, group_size=32), UIntXWeightOnlyConfig(7),
+    SemiSparseWeightConfig(),
 ]
 
 
@@ -68,6 +70,8 @@ def sqnr_floor(c) -> float:
         return 6.0 * c.mbits - (1.0 if c.ebits == 1 else 0.0)
     if kind == "UIntXWeightOnlyConfig":  # groups wider than 64 share one range over more weights
         return 6.0 * c.bits - 10.0 - (3.0 if c.group_size > 64 else 0.0)
+    if kind == "SemiSparseWeightConfig":  # half of every group of 4 pruned: ~6 dB at the MLP's output
+        return 4.0
     raise AssertionError(kind)
 
 
@@ -88,6 +92,8 @@ def expected_bytes(c, n: int, k: int) -> int:
         return n * k * (1 + c.ebits + c.mbits) // 8 + 4 * n
     if kind == "UIntXWeightOnlyConfig":
         return n * k * c.bits // 8 + 8 * n * (k // c.group_size)
+    if kind == "SemiSparseWeightConfig":  # bf16 kept values (half) + a 4-bit position code per group of 4
+        return n * k // 2 * 2 + n * k // 8
     raise AssertionError(kind)
 
 

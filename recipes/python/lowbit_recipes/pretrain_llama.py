@@ -4,7 +4,8 @@
     python -m lowbit_recipes.pretrain_llama --help      # every config key: type, default, allowed values
     torchrun --standalone --nproc_per_node=2 -m lowbit_recipes.pretrain_llama --config pretrain_tiny distributed.enabled=true
 
-float8 training (``float8.*``), AdamW / AdamW8bit / AdamW4bit / AdamWFp8 (``optim.name``), gradient
+float8 training (``float8.*``) or 2:4 sparse feed-forward weights with an optional switch to dense
+(``sparse.*``), AdamW / AdamW8bit / AdamW4bit / AdamWFp8 (``optim.name``), gradient
 clipping, warm-up + cosine, checkpoints with exact resume (``train.resume=true``), validation
 perplexity, a progress line, ``torch.compile`` when ``train.compile=true``, and under torchrun
 (``distributed.enabled=true``) FSDP2 per transformer block with float8 all-gather
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import lowbit.float8
+import lowbit.sparse
 
 from . import cli, validate
 from .data import train_batch
@@ -86,6 +88,19 @@ def _pretrain(cfg: dict, config_text: str, quiet: bool, run: DistributedRun) -> 
             print(f"# resumed from {ckpt_dir} at step {step}")
     first_step = step
     steps = t["steps"]
+    # 2:4 sparse feed-forward weights until `dense_at`, then dense from the pruned weights. The
+    # checkpoint holds the dense master weights, so a resumed run converts up to the switch itself
+    # (resuming at step dense_at still prunes there, as the uninterrupted run does).
+    sp = cfg["sparse"]
+    dense_at = lowbit.sparse.dense_after_step(steps, sp["dense_after_fraction"]) if sp["enabled"] else 0
+    if sp["enabled"] and step <= dense_at:
+        summary = lowbit.sparse.convert_to_semi_sparse_training(
+            model, config=lowbit.sparse.SemiSparseTrainingConfig(gradient=sp["gradient"]),
+            module_filter_fn=lambda mod, fqn: ".feed_forward." in fqn)
+        if not summary.converted:
+            raise RuntimeError(f"sparse.enabled: no feed-forward linear could be made 2:4:\n{summary}")
+        if not quiet:
+            print(f"# sparse: {len(summary.converted)} feed-forward linears train 2:4")
     last = min(t["stop_at"], steps) if t["stop_at"] > 0 else steps
     progress = Progress(steps, device, quiet)
     losses, val_loss = [], float("nan")
@@ -93,6 +108,10 @@ def _pretrain(cfg: dict, config_text: str, quiet: bool, run: DistributedRun) -> 
     metrics = open(os.path.join(out_dir, "metrics.jsonl"), "a" if step > 0 else "w") if run.is_main else None
     try:
         for step in range(step, last):
+            if sp["enabled"] and step == dense_at < steps:
+                lowbit.sparse.swap_semi_sparse_linear_with_linear(model, prune_weights=True)
+                progress.message(f"step {step}: the feed-forward linears train dense from here, starting from "
+                                 "their pruned weights")
             lr = lr_at(step, cfg["optim"]["lr"], t["warmup_steps"], steps, t["min_lr_ratio"])
             for group in optimizer.param_groups:
                 group["lr"] = lr

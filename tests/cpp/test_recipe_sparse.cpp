@@ -1,0 +1,156 @@
+// lowbit-train with sparse.*: 2:4 feed-forward weights, the switch to dense, exact resume across
+// it, config errors, and the quality experiment (2:4 FFN vs dense validation loss on fortunes, and
+// sparse-then-dense closing the gap) with loose bounds. Named test_recipe_* so that builds without
+// the recipes leave it out (tests/cpp/CMakeLists.txt).
+#include <gtest/gtest.h>
+
+#include <lowbit/io/safetensors.h>
+#include <lowbit/recipes/config.h>
+#include <lowbit/recipes/pretrain.h>
+#include <lowbit/recipes/recipe.h>
+#include <lowbit/recipes/remove_tree.h>
+#include <lowbit/sparse/convert.h>
+
+#include <ATen/ops/equal.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace lowbit::recipes;
+
+const std::string kConfig = std::string(LOWBIT_RECIPES_DIR) + "/configs/pretrain_tiny.yaml";
+
+// pretrain_tiny shrunk to seconds (as test_recipe_train.cpp), in float32 with AdamW: 2:4 and float8
+// training do not combine.
+Config tiny(const std::string& out, std::vector<std::string> extra) {
+  std::vector<std::string> o = {"model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1",
+                                "model.hidden_dim=64", "model.max_seq_len=32", "data.seq_len=32",
+                                "data.batch_size=4", "train.steps=8", "train.warmup_steps=2", "train.eval_batches=2",
+                                "train.eval_every=0", "train.checkpoint_every=0", "train.log_every=1",
+                                "optim.lr=0.01", "optim.name=adamw", "float8.enabled=false",
+                                "train.output_dir=" + out};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return recipe("pretrain").schema.load(kConfig, o);
+}
+
+class RecipeSparse : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
+    dir_ = fs::temp_directory_path() /
+           ("lowbit_sparse_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    remove_tree(dir_.string());
+  }
+  void TearDown() override { remove_tree(dir_.string()); }
+  std::string out(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST(SparseSchedule, DenseAfterStep) {
+  using lowbit::sparse::dense_after_step;
+  EXPECT_EQ(dense_after_step(8, 1.0), 8);  // never dense
+  EXPECT_EQ(dense_after_step(8, 0.5), 4);
+  EXPECT_EQ(dense_after_step(300, 0.7), 210);
+  EXPECT_EQ(dense_after_step(8, 0.01), 1);  // at least one sparse step
+  EXPECT_THROW(dense_after_step(8, 0.0), c10::Error);
+  EXPECT_THROW(dense_after_step(8, 1.5), c10::Error);
+  EXPECT_THROW(dense_after_step(-1, 0.5), c10::Error);
+}
+
+// The switch happens where the schedule says: the sparse-then-dense run is the sparse run, bit for
+// bit, up to step dense_at, and differs after; the 2:4 run differs from the dense one from step 0.
+TEST_F(RecipeSparse, SparseThenDenseSwitchesAtItsStep) {
+  const PretrainResult dense = pretrain(tiny(out("dense"), {}), true);
+  const PretrainResult sparse = pretrain(tiny(out("sparse"), {"sparse.enabled=true"}), true);
+  const PretrainResult both =
+      pretrain(tiny(out("both"), {"sparse.enabled=true", "sparse.dense_after_fraction=0.5"}), true);
+  ASSERT_EQ(sparse.losses.size(), 8u);
+  ASSERT_EQ(both.losses.size(), 8u);
+  EXPECT_NE(sparse.losses[0], dense.losses[0]);  // the FFN weights are pruned in the first forward
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(both.losses[i], sparse.losses[i]) << "step " << i;
+  // Step 4 is the first dense step, from the pruned weights: same function, different gradients.
+  EXPECT_NEAR(both.losses[4], sparse.losses[4], 1e-6);
+  EXPECT_NE(both.losses[7], sparse.losses[7]);
+  for (double l : both.losses) EXPECT_TRUE(std::isfinite(l));
+  EXPECT_LT(0.5 * (sparse.losses[6] + sparse.losses[7]), sparse.losses[0] - 0.1);  // it trains
+  // The masked gradient is another run.
+  const PretrainResult masked = pretrain(tiny(out("masked"), {"sparse.enabled=true", "sparse.gradient=masked"}), true);
+  EXPECT_EQ(masked.losses[0], sparse.losses[0]);
+  EXPECT_NE(masked.losses[7], sparse.losses[7]);
+}
+
+// N steps == k steps + checkpoint + resume + N - k, with k before, at and after the switch (step 4).
+TEST_F(RecipeSparse, ResumeAcrossTheSwitchIsExact) {
+  const std::vector<std::string> sp = {"sparse.enabled=true", "sparse.dense_after_fraction=0.5"};
+  const PretrainResult full = pretrain(tiny(out("full"), sp), true);
+  const auto a = lowbit::io::load_safetensors(full.checkpoint_dir + "/model.safetensors");
+  for (int k : {2, 4, 6}) {
+    const std::string dir = out("split" + std::to_string(k));
+    auto first_args = sp, rest_args = sp;
+    first_args.push_back("train.stop_at=" + std::to_string(k));
+    rest_args.push_back("train.resume=true");
+    const PretrainResult first = pretrain(tiny(dir, first_args), true);
+    const PretrainResult rest = pretrain(tiny(dir, rest_args), true);
+    ASSERT_EQ(rest.first_step, k);
+    ASSERT_EQ(first.losses.size() + rest.losses.size(), 8u);
+    for (int i = 0; i < 8; ++i) {
+      const double resumed = i < k ? first.losses[i] : rest.losses[i - k];
+      EXPECT_EQ(full.losses[i], resumed) << "split at " << k << ", step " << i;
+    }
+    const auto b = lowbit::io::load_safetensors(rest.checkpoint_dir + "/model.safetensors");
+    ASSERT_EQ(a.tensors.size(), b.tensors.size());
+    for (const auto& [name, t] : a.tensors) EXPECT_TRUE(at::equal(t, b.tensors.at(name))) << k << " " << name;
+  }
+}
+
+TEST_F(RecipeSparse, ConfigErrorsNameTheKeys) {
+  auto message = [&](std::vector<std::string> extra) -> std::string {
+    try {
+      tiny(out("bad"), extra);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message({"sparse.enabled=true", "float8.enabled=true"}).find("do not combine"), std::string::npos);
+  EXPECT_NE(message({"sparse.dense_after_fraction=0"}).find("sparse.dense_after_fraction"), std::string::npos);
+  EXPECT_NE(message({"sparse.dense_after_fraction=1.5"}).find("outside (0, 1]"), std::string::npos);
+  EXPECT_NE(message({"sparse.gradient=dense"}).find("sparse.gradient"), std::string::npos);
+  // On a CUDA build: the 2:4 recipe's own rule; on a CPU build the device rule answers first.
+  EXPECT_NE(message({"sparse.enabled=true", "train.device=cuda"}).find("train.device"), std::string::npos);
+  // hidden_dim 66 is not a multiple of 4: the 2:4 shape rule (lowbit::core), once.
+  EXPECT_NE(message({"sparse.enabled=true", "model.hidden_dim=66"}).find("cannot be 2:4"), std::string::npos);
+  EXPECT_EQ(message({"sparse.enabled=false", "model.hidden_dim=66"}), "");
+  EXPECT_FALSE(fs::exists(out("bad")));
+}
+
+// The quality experiment, as benchmarks/sparse_quality.py runs it (README has its table): a Llama
+// (dim 32, 2 layers, hidden 128) on fortunes for 120 steps, dense vs 2:4 FFN weights (ste) vs 2:4
+// for half the steps then dense. Measured (CPU): dense 2.566, 2:4 2.596 (+0.030), 2:4 then dense
+// 2.588 (+0.022): the dense tail closes about a quarter of the gap at this size, not most of it.
+// Loose bounds: the 2:4 model trails by a bounded gap, and the dense tail does not make it worse.
+TEST_F(RecipeSparse, QualityTwoFourFfnAndSparseThenDense) {
+  const std::vector<std::string> q = {"model.hidden_dim=128", "model.max_seq_len=64", "data.seq_len=64",
+                                      "data.batch_size=8", "train.steps=120", "train.warmup_steps=10",
+                                      "train.eval_batches=8"};
+  auto run = [&](const std::string& name, std::vector<std::string> extra) {
+    auto o = q;
+    o.insert(o.end(), extra.begin(), extra.end());
+    return pretrain(tiny(out(name), o), true).val_loss;
+  };
+  const double dense = run("dense", {});
+  const double sparse = run("sparse", {"sparse.enabled=true"});
+  const double both = run("both", {"sparse.enabled=true", "sparse.dense_after_fraction=0.5"});
+  std::cout << "[quality] val loss: dense " << dense << ", 2:4 FFN " << sparse << " (gap " << sparse - dense
+            << "), 2:4 then dense at 50% " << both << " (gap " << both - dense << ")\n";
+  EXPECT_GT(sparse, dense - 0.02);  // pruning half the FFN weights does not help
+  EXPECT_LT(sparse - dense, 0.15);  // and costs little
+  EXPECT_LT(both, sparse + 0.01);   // the dense tail does not make it worse
+  EXPECT_LT(both - dense, 0.15);
+}
+
+}  // namespace

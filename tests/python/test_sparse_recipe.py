@@ -1,0 +1,93 @@
+"""python -m lowbit_recipes.pretrain_llama with sparse.*: the 2:4 feed-forward layers, the switch to
+dense at sparse.dense_after_fraction, exact resume across it, the same numbers as the C++
+lowbit-train, and config errors. (The quality experiment is tests/cpp/test_recipe_sparse.cpp and
+benchmarks/sparse_quality.py.)"""
+
+import json
+import math
+import os
+import subprocess
+
+import pytest
+import torch
+
+recipes = pytest.importorskip("lowbit_recipes")
+from lowbit_recipes import data  # noqa: E402
+
+import lowbit.sparse  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not recipes.available(), reason="lowbit built without recipes"),
+    pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
+]
+from lowbit_recipes.pretrain_llama import pretrain  # noqa: E402
+
+CONFIG = os.path.join(recipes.config_dir(), "pretrain_tiny.yaml")
+TRAIN_TOOL = os.path.join(recipes.bin_dir(), "lowbit-train")
+
+
+def overrides(out, *extra):
+    """pretrain_tiny shrunk to seconds (as tests/cpp/test_recipe_sparse.cpp), float32 AdamW."""
+    return ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.hidden_dim=64",
+            "model.max_seq_len=32", "data.seq_len=32", "data.batch_size=4", "train.steps=8",
+            "train.warmup_steps=2", "train.eval_batches=2", "train.eval_every=0", "train.checkpoint_every=0",
+            "train.log_every=1", "optim.lr=0.01", "optim.name=adamw", "float8.enabled=false",
+            f"train.output_dir={out}", *extra]
+
+
+def run(out, *extra):
+    return pretrain(recipes.load_config(CONFIG, overrides(out, *extra)), quiet=True)
+
+
+def test_dense_after_step():
+    assert lowbit.sparse.dense_after_step(8, 0.5) == 4
+    assert lowbit.sparse.dense_after_step(8, 1.0) == 8
+    assert lowbit.sparse.dense_after_step(8, 0.01) == 1
+    with pytest.raises(ValueError, match="dense_after_fraction"):
+        lowbit.sparse.dense_after_step(8, 0.0)
+
+
+def test_sparse_then_dense(tmp_path):
+    sparse = run(tmp_path / "sparse", "sparse.enabled=true")
+    ffn = sparse["model"].layers[0].feed_forward
+    assert type(ffn.w1).__name__ == "SemiSparseLinear" and type(ffn.w2).__name__ == "SemiSparseLinear"
+    assert type(sparse["model"].layers[0].attention.wq) is torch.nn.Linear  # attention stays dense
+    both = run(tmp_path / "both", "sparse.enabled=true", "sparse.dense_after_fraction=0.5")
+    assert type(both["model"].layers[0].feed_forward.w1) is torch.nn.Linear  # switched back
+    assert both["losses"][:4] == sparse["losses"][:4]
+    assert abs(both["losses"][4] - sparse["losses"][4]) < 1e-6  # first dense step: the pruned weights
+    assert both["losses"][7] != sparse["losses"][7]
+    # The dense weights start from the pruned ones: every w1 is 2:4 right after the switch, so at the end
+    # the regrown entries are the ones that were zero (small, after 4 steps), and the weights stay finite.
+    assert all(math.isfinite(l) for l in both["losses"])
+
+
+@pytest.mark.parametrize("k", [4, 6])
+def test_resume_across_the_switch_is_exact(tmp_path, k):
+    sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5"]
+    full = run(tmp_path / "full", *sp)
+    first = run(tmp_path / "split", *sp, f"train.stop_at={k}")
+    rest = run(tmp_path / "split", *sp, "train.resume=true")
+    assert rest["first_step"] == k
+    assert first["losses"] + rest["losses"] == full["losses"]
+
+
+def test_same_numbers_as_the_cpp_recipe(tmp_path):
+    sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5"]
+    py = run(tmp_path / "py", *sp)
+    subprocess.run([TRAIN_TOOL, "--config", CONFIG, *overrides(tmp_path / "cc", *sp)], check=True,
+                   capture_output=True)
+    with open(tmp_path / "cc" / "metrics.jsonl") as f:
+        cc = [json.loads(line)["loss"] for line in f if '"loss"' in line]
+    assert len(cc) == 8
+    for a, b in zip(py["losses"], cc):
+        assert abs(a - b) < 1e-4 * max(1.0, abs(b))
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="do not combine"):
+        recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "float8.enabled=true"))
+    with pytest.raises(ValueError, match="outside"):
+        recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_after_fraction=0"))
+    with pytest.raises(ValueError, match="cannot be 2:4"):
+        recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "model.hidden_dim=66"))
