@@ -8,10 +8,13 @@ namespace lowbit::inference {
 namespace {
 
 std::string autoquant_layer_op(c10::string_view name, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                               at::TensorList inputs, at::IntArrayRef counts, std::vector<c10::string_view> candidates,
+                               at::TensorList inputs, at::IntArrayRef counts,
+                               // Owned strings: c10 frees the boxed list before the call, so a
+                               // std::vector<c10::string_view> here would hold dangling views.
+                               std::vector<std::string> candidates,
                                std::optional<double> min_sqnr, bool include_unquantized, int64_t warmup, int64_t iters) {
   AutoquantOptions options;
-  for (const auto& c : candidates) options.candidates.emplace_back(c);
+  options.candidates = std::move(candidates);
   options.min_sqnr = min_sqnr;
   options.include_unquantized = include_unquantized;
   options.warmup = static_cast<int>(warmup);

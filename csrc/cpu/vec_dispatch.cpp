@@ -29,21 +29,37 @@ LOWBIT_DECLARE_FILL(AVX512)
 
 namespace {
 
+// The widest set ATen itself runs on this machine (honours ATEN_CPU_CAPABILITY).
+KernelSet aten_set() {
+  const std::string cap = at::get_cpu_capability();
+  if (cap == "AVX512") return KernelSet::Avx512;
+  if (cap == "AVX2") return KernelSet::Avx2;
+  return KernelSet::Default;
+}
+
+// Only the sets this CPU runs are filled: fill_kernels itself is compiled with its set's
+// instructions (an AVX-512 build may use them even to store the pointers), so calling a wider
+// set's would be an illegal instruction on a CPU without it.
 struct Tables {
   Kernels by_set[4] = {};
   bool built[4] = {};
   Tables() {
+    const int widest = static_cast<int>(aten_set());
 #ifdef LOWBIT_CPU_HAVE_DEFAULT
     DEFAULT::fill_kernels(&by_set[1]);
     built[1] = true;
 #endif
 #ifdef LOWBIT_CPU_HAVE_AVX2
-    AVX2::fill_kernels(&by_set[2]);
-    built[2] = true;
+    if (widest >= static_cast<int>(KernelSet::Avx2)) {
+      AVX2::fill_kernels(&by_set[2]);
+      built[2] = true;
+    }
 #endif
 #ifdef LOWBIT_CPU_HAVE_AVX512
-    AVX512::fill_kernels(&by_set[3]);
-    built[3] = true;
+    if (widest >= static_cast<int>(KernelSet::Avx512)) {
+      AVX512::fill_kernels(&by_set[3]);
+      built[3] = true;
+    }
 #endif
   }
 };
@@ -51,14 +67,6 @@ struct Tables {
 const Tables& tables() {
   static const Tables t;
   return t;
-}
-
-// The widest set ATen itself runs on this machine (honours ATEN_CPU_CAPABILITY).
-KernelSet aten_set() {
-  const std::string cap = at::get_cpu_capability();
-  if (cap == "AVX512") return KernelSet::Avx512;
-  if (cap == "AVX2") return KernelSet::Avx2;
-  return KernelSet::Default;
 }
 
 bool runnable(KernelSet s) {
