@@ -63,16 +63,6 @@ QRound round_of(at::ScalarType t) {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-at::Tensor unflatten_rows(const at::Tensor& out2d, const at::Tensor& input) {
-  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
-  shape.back() = out2d.size(1);
-  return out2d.reshape(shape);
-}
-
-at::Tensor add_bias(at::Tensor y, const OptTensor& bias) {
-  return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
-}
-
 // acc (M, N) float32 = x (M, K) @ w^T, w the reference's weight in the input's dtype.
 at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, PackedWeight w) {
   const at::Tensor x2d = input.reshape({-1, w.k});

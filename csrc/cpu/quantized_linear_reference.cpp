@@ -34,18 +34,8 @@ using ops::QLinearDims;
 
 using OptTensor = std::optional<at::Tensor>;
 
-// (..., K) -> (M, K) and back to (..., N).
+// (..., K) -> (M, K); unflatten_rows (the header) goes back to (..., N).
 at::Tensor flatten_rows(const at::Tensor& input) { return input.reshape({-1, input.size(-1)}); }
-
-at::Tensor unflatten_rows(const at::Tensor& out2d, const at::Tensor& input) {
-  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
-  shape.back() = out2d.size(1);
-  return out2d.reshape(shape);
-}
-
-at::Tensor add_bias(at::Tensor y, const OptTensor& bias) {
-  return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
-}
 
 void check_concrete(const at::Tensor& input, const QLinearDims& d, const OptTensor& bias, const char* op) {
   check_qlinear_input(input, d.k, op);

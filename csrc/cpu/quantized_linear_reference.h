@@ -7,8 +7,21 @@
 #include <c10/util/string_view.h>
 
 #include <optional>
+#include <vector>
 
 namespace lowbit::cpu {
+
+// Shared by the reference and the fast kernels: a (M, N) result back to the input's (..., N) shape,
+// and the bias added in the output's dtype.
+inline at::Tensor unflatten_rows(const at::Tensor& out2d, const at::Tensor& input) {
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.back() = out2d.size(1);
+  return out2d.reshape(shape);
+}
+
+inline at::Tensor add_bias(at::Tensor y, const std::optional<at::Tensor>& bias) {
+  return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
+}
 
 at::Tensor int8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
                                        const std::optional<at::Tensor>& bias);
