@@ -7,6 +7,9 @@
 //     M <= kGemvMaxRows  fused dequantize + GEMV: every packed weight row is streamed once and
 //                        decoded in registers, parallel over output rows. At M = 1 this reads
 //                        bits / 32 of float32's bytes, so it beats the float32 linear.
+//     M <= kGemmMaxRows  fused dequantize + register-blocked GEMM (csrc/cpu/vec/qlinear_gemm.cpp):
+//                        each weight decoded once into L1 and multiplied with 32 rows of x^T at
+//                        a time, parallel over blocks of output rows.
 //     larger M           L2-sized tiles of weight rows dequantized (float32, the reference's
 //                        weights) and multiplied with aten's float32 GEMM, parallel over tiles.
 //     Each weight equals the reference's (decoded and rounded to the input dtype); the sums run
@@ -46,9 +49,17 @@ using vec::PackedWeight;
 using vec::QDecode;
 using vec::QRound;
 
-// Rows of x up to which the fused GEMV runs (it decodes each weight row once per 4 rows of x);
-// beyond it the tiled path, whose GEMM reuses each dequantized weight across all rows.
-constexpr int64_t kGemvMaxRows = 16;
+// Paths by rows of x (M), measured on 4096 x 4096 weights (one AVX-512 thread, README):
+//   M <= kGemvMaxRows   the fused GEMV: it decodes each weight row once per 4 rows of x, so it
+//                       wins while M is small (M = 4 pads the GEMM to 16 rows: half its speed).
+//   M <= kGemmMaxRows   the fused GEMM: each weight decoded once per kGemmChunkRows rows of x
+//                       and register-blocked over 32 of them; 64 rows' x^T (1 MiB at K = 4096)
+//                       stays in L2 while the weight streams by (128 rows spill it: 20% slower).
+//   larger M            aten's float32 GEMM on dequantized tiles, which is the faster GEMM by then.
+constexpr int64_t kGemvMaxRows = 8;
+constexpr int64_t kGemmMaxRows = 256;
+constexpr int64_t kGemmChunkRows = 64;
+static_assert(kGemmChunkRows % vec::kGemmBlock == 0, "a pass starts on a block of x^T");
 // Weight rows dequantized per tile of the tiled path: kTileRows * K float32 stay in L2.
 constexpr int64_t kTileBytes = int64_t{256} << 10;
 
@@ -79,6 +90,27 @@ at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, Pa
     // At least 64 KiB of weight per task: thread start-up stays small beside the row streaming.
     const int64_t grain = std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(w.row_bytes, 1));
     at::parallel_for(0, n, grain, [&](int64_t n0, int64_t n1) { kern.qlinear_gemv(w, xp, m, kp, n0, n1, out, n); });
+    return acc;
+  }
+  if (m <= kGemmMaxRows) {
+    // x transposed in blocks of kGemmBlock rows, zero-padded (the kernel's layout, kernels.h).
+    const int64_t kp = round_up(std::max<int64_t>(k, 1), vec::kCodeChunk);
+    const int64_t blocks = (m + vec::kGemmBlock - 1) / vec::kGemmBlock;
+    at::Tensor xp = at::zeros({blocks * vec::kGemmBlock, kp}, acc.options());
+    xp.narrow(0, 0, m).narrow(1, 0, k).copy_(x2d);
+    const at::Tensor xt = xp.view({blocks, vec::kGemmBlock, kp}).transpose(1, 2).contiguous();
+    const int64_t row_blocks = (n + vec::kGemmRowAlign - 1) / vec::kGemmRowAlign;
+    const int64_t grain =
+        std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(vec::kGemmRowAlign * w.row_bytes, 1));
+    // kGemmChunkRows rows of x per pass: their x^T stays in L2 while the weight streams by.
+    for (int64_t m0 = 0; m0 < m; m0 += kGemmChunkRows) {
+      const int64_t rows = std::min(kGemmChunkRows, m - m0);
+      const float* xtp = xt.const_data_ptr<float>() + m0 * kp;
+      float* out0 = out + m0 * n;
+      at::parallel_for(0, row_blocks, grain, [&](int64_t b0, int64_t b1) {
+        kern.qlinear_gemm(w, xtp, rows, kp, b0 * vec::kGemmRowAlign, std::min(n, b1 * vec::kGemmRowAlign), out0, n);
+      });
+    }
     return acc;
   }
   // Each thread dequantizes tiles of kTileBytes (L2-sized) of weight rows and multiplies each

@@ -1,8 +1,9 @@
 // The fast CPU kernels of the quantized linear ops (csrc/cpu/quantized_linear_cpu.cpp, registered
 // at the CPU key) against their reference kernels (csrc/cpu/quantized_linear_reference.cpp) on
 // the same inputs, for every kernel set this machine runs, every weight-only format, input dtype,
-// odd shape (K not a multiple of the vector width, M = 1, 2, 7 on the GEMV path, 17, 33 on the
-// tiled path, 3-D inputs) and bias None / present:
+// odd shape (K not a multiple of the vector width; M = 1, 2, 7, 8 on the GEMV path, 9, 17, 32, 33,
+// 64, 65, 100 on the GEMM path (one or two vectors of x per block, one or two passes of 64 rows),
+// 257 on the tiled path; 3-D inputs) and bias None / present:
 //   - the decoded weights are the reference's bit for bit: a one-hot input picks one weight per
 //     output, so no summation order is involved, and the outputs must be equal;
 //   - random inputs agree within the float32-order bound 2 K 2^-24 sum_k |x_k w_k| (plus the
@@ -139,6 +140,11 @@ std::vector<Case> cases() {
     c.push_back(uintx(33, 192, bits, 64));
     c.push_back(uintx(5, 96, bits, 16));  // groups of 16: the reference path
   }
+  // Groups longer than the GEMM's K-slice (128 codes): a slice starts inside a group.
+  for (int64_t bits : {3, 4, 6}) {
+    c.push_back(uintx(13, 1024, bits, 512));
+    c.push_back(uintx(14, 768, bits, 256));
+  }
   return c;
 }
 
@@ -174,8 +180,9 @@ TEST(QuantizedLinearCpu, WeightOnlyMatchesReference) {
         const std::string tag = c.name + " " + c10::toString(t) + " " + lowbit::cpu::vec::kernel_set_name(s);
         with_kernels(s, [&] {
           ASSERT_TRUE(at::equal(c.op(eye, std::nullopt), w_t)) << tag << ": decoded weights differ";
-          for (std::vector<int64_t> shape : {std::vector<int64_t>{1, c.k}, {2, c.k}, {7, c.k}, {17, c.k}, {33, c.k},
-                                             {2, 3, c.k}}) {
+          for (std::vector<int64_t> shape : {std::vector<int64_t>{1, c.k}, {2, c.k}, {7, c.k}, {8, c.k}, {9, c.k},
+                                             {17, c.k}, {32, c.k}, {33, c.k}, {64, c.k}, {65, c.k}, {100, c.k},
+                                             {257, c.k}, {2, 3, c.k}, {4, 9, c.k}}) {
             const at::Tensor x = at::randn(shape).to(t);
             const at::Tensor mag = at::matmul(x.to(at::kFloat).abs(), w_t.to(at::kFloat).abs());
             for (const OptTensor& b : {OptTensor(), OptTensor(bias)}) {
@@ -204,7 +211,7 @@ TEST(QuantizedLinearCpu, NonFiniteInputsAndWeights) {
                   return lowbit::cpu::float8_weight_only_linear_ref(x, w8, s8, b);
                 }});
   for (const Case& c : cs) {
-    for (int64_t m : {1, 33}) {
+    for (int64_t m : {1, 33, 100}) {
       at::Tensor x = at::randn({m, c.k});
       x.select(0, 0).select(0, 3).fill_(std::numeric_limits<float>::quiet_NaN());
       if (m > 1) x.select(0, 1).select(0, 2).fill_(std::numeric_limits<float>::infinity());
@@ -269,7 +276,7 @@ TEST(QuantizedLinearCpu, Float8DynamicMatchesReference) {
     for (const char* gran : {"tensor", "row"}) {
       const at::Tensor ws = std::string(gran) == "row" ? at::rand({n, 1}) * 0.01 + 0.001 : at::rand({1}) * 0.01;
       for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
-        for (int64_t m : {1, 7, 33}) {
+        for (int64_t m : {1, 7, 33, 70}) {
           const at::Tensor x = at::randn({m, k}).to(t);
           const at::Tensor mag = at::matmul(x.to(at::kFloat).abs(), (w.to(at::kFloat) * ws.reshape({-1, 1})).abs().t());
           for (const OptTensor& b : {OptTensor(), OptTensor(bias)}) {

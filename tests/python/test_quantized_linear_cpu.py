@@ -6,6 +6,9 @@ set this CPU runs (subprocesses), then the outputs are compared:
   - random inputs: within the float32 summation-order bound 2 K 2^-24 (|x| @ |W|^T) plus the
     output dtype's last roundings;
   - int8dq: bit-equal (exact int32 GEMM, the reference's epilogue).
+Rows of x cover the GEMV (M <= 8), the fused GEMM (9..256: one or two vectors of x per block, one or
+two passes of 64 rows) and the tiled path (M > 256); K = 96 and K = 104 (not a multiple of 16; fpx
+rows need a multiple of 8).
 tests/cpp/test_quantized_linear_cpu.cpp covers odd shapes, every fpx / uintx width and
 non-finite values in-process."""
 
@@ -20,18 +23,29 @@ SCRIPT = r"""
 import sys, torch, lowbit
 torch.manual_seed(0)
 out = {"kernels": lowbit.build_info()["cpu_kernels"]}
-K, N = 96, 40
-base = torch.nn.Linear(K, N)
-for name in ("int8wo", "float8wo", "fp6_e3m2", "fp4_e2m1", "uint4wo-32", "uint3wo-32", "int8dq"):
-    for dt in (torch.float32, torch.bfloat16, torch.float16):
-        layer = torch.nn.Linear(K, N).to(dt)
-        layer.load_state_dict(base.state_dict())
-        lowbit.quantize_(layer, name)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            out[f"{name} {dt} eye"] = layer(torch.eye(K, dtype=dt)) - layer.bias if name != "int8dq" else None
-            for shape in ((1, K), (7, K), (33, K), (2, 3, K)):
-                out[f"{name} {dt} {shape}"] = layer(torch.randn(shape, generator=g).to(dt))
+N = 40
+FORMATS = ("int8wo", "float8wo", "float8wo_e5m2", "fp6_e3m2", "fp5_e2m2", "fp4_e2m1", "fp3_e1m1", "uint4wo-32",
+           "uint3wo-32", "uint2wo-64", "uint5wo-32", "uint6wo-32", "float8dq_e4m3_row", "int8dq")
+F = torch.nn.functional
+for K in (96, 104):
+    base = torch.nn.Linear(K, N)
+    for name in FORMATS:
+        group = name.rsplit("-", 1)[-1]
+        if group.isdigit() and K % int(group):
+            continue  # uintx groups divide K
+        for dt in (torch.float32, torch.bfloat16, torch.float16):
+            layer = torch.nn.Linear(K, N).to(dt)
+            layer.load_state_dict(base.state_dict())
+            lowbit.quantize_(layer, name)
+            g = torch.Generator().manual_seed(1)
+            with torch.no_grad():
+                exact = not name.startswith(("int8dq", "float8dq"))
+                out[f"{name} {K} {dt} eye"] = F.linear(torch.eye(K, dtype=dt), layer.weight) if exact else None
+                for shape in ((1, K), (7, K), (17, K), (32, K), (33, K), (64, K), (100, K), (300, K), (2, 3, K),
+                              (2, 20, K)):
+                    x = torch.randn(shape, generator=g).to(dt)
+                    for bias in (True, False):
+                        out[f"{name} {K} {dt} {bias} {shape}"] = F.linear(x, layer.weight, layer.bias if bias else None)
 torch.save(out, sys.argv[1])
 """
 
@@ -65,9 +79,13 @@ def test_fast_kernels_match_reference(kernels, reference, tmp_path):
         if key.endswith("eye") or key.startswith("int8dq"):
             assert torch.equal(have, want), key
             continue
+        name, k = key.split(" ")[:2]
+        k = int(k)
         w64, h64 = want.double(), have.double()
         unit = {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10, torch.float32: 2.0**-22}[want.dtype]
-        # |W| is bounded by the largest one-hot output of the row; K = 96.
-        wmax = reference[key.split(" (")[0] + " eye"].double().abs().amax(0)
-        bound = 2 * 96 * 2.0**-24 * 96 * wmax * 4 + unit * (w64.abs() + 1)
+        # |W| is bounded by the largest one-hot output of the row (float8dq: its activation is
+        # rounded to float8 on both sides, the weight scale is at most 448 / 448 * amax).
+        eye = reference[key.split(" True")[0].split(" False")[0] + " eye"]
+        wmax = eye.double().abs().amax(0) if eye is not None else 4 * w64.abs().amax()
+        bound = 2 * k * 2.0**-24 * k * wmax * 4 + unit * (w64.abs() + 1)
         assert ((h64 - w64).abs() <= bound).all(), (key, (h64 - w64).abs().max().item())

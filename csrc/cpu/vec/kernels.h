@@ -88,6 +88,11 @@ struct Kernels {
   // next multiple of kCodeChunk.
   void (*qlinear_gemv)(const PackedWeight& w, const float* x, int64_t m_rows, int64_t x_stride, int64_t n0,
                        int64_t n1, float* acc, int64_t acc_stride);
+  // The same sums for more rows of x, x given transposed in blocks of kGemmBlock rows: xt
+  // (ceil(m_rows / kGemmBlock), kp, kGemmBlock) float32, xt[(b * kp + k) * kGemmBlock + i] =
+  // x[b * kGemmBlock + i][k], zero past m_rows and k; kp a multiple of kCodeChunk.
+  void (*qlinear_gemm)(const PackedWeight& w, const float* xt, int64_t m_rows, int64_t kp, int64_t n0, int64_t n1,
+                       float* acc, int64_t acc_stride);
   // out[(j - n0) * w.k + i] = w[j][i] (the reference's weight, as float32), rows j in [n0, n1).
   void (*qlinear_dequantize)(const PackedWeight& w, int64_t n0, int64_t n1, float* out);
   // acc[m * acc_stride + j] = sum_k xq[m][k] * w[j][k] exactly in int32, rows j in [n0, n1): xq

@@ -23,6 +23,12 @@ enum class QRound : int { kFloat, kBFloat16, kHalf };
 // Codes per chunk: 32 codes of a packed row fill `bits` whole 32-bit words (core/bitstream.h).
 constexpr int64_t kCodeChunk = 32;
 
+// Rows of x per block of the GEMM's transposed x (Kernels::qlinear_gemm): two AVX-512 vectors.
+constexpr int64_t kGemmBlock = 32;
+// The GEMM blocks weight rows by 12 (AVX-512) or 6 (AVX2): callers split the rows at multiples of
+// this, so no split leaves a partial block.
+constexpr int64_t kGemmRowAlign = 12;
+
 // A packed weight as the kernels read it: `n` rows of `row_bytes` bytes, row-major, with codes of
 // `bits` bits in core/bitstream.h's order (one byte per code for the 8-bit formats).
 struct PackedWeight {

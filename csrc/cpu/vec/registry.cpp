@@ -27,6 +27,8 @@ void adamw_lowbit_step(const adamw::ParamSlot& slot, int64_t block_size, bool st
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
 void qlinear_gemv(const PackedWeight& w, const float* x, int64_t m_rows, int64_t x_stride, int64_t n0, int64_t n1,
                   float* acc, int64_t acc_stride);
+void qlinear_gemm(const PackedWeight& w, const float* xt, int64_t m_rows, int64_t kp, int64_t n0, int64_t n1,
+                  float* acc, int64_t acc_stride);
 void qlinear_dequantize(const PackedWeight& w, int64_t n0, int64_t n1, float* out);
 void qlinear_int8_gemm(const int8_t* xq, const int32_t* xsum, int64_t m_rows, int64_t xq_stride, const int8_t* w,
                        int64_t k, int64_t n0, int64_t n1, int32_t* acc, int64_t acc_stride);
@@ -50,10 +52,12 @@ void fill_kernels(Kernels* k) {
   k->scaled_mm_epilogue = &scaled_mm_epilogue;
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
   k->qlinear_gemv = &qlinear_gemv;
+  k->qlinear_gemm = &qlinear_gemm;
   k->qlinear_dequantize = &qlinear_dequantize;
   k->qlinear_int8_gemm = &qlinear_int8_gemm;
 #else
   k->qlinear_gemv = nullptr;  // DEFAULT: the quantized linears run their reference kernels
+  k->qlinear_gemm = nullptr;
   k->qlinear_dequantize = nullptr;
   k->qlinear_int8_gemm = nullptr;
 #endif
