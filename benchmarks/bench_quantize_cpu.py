@@ -8,7 +8,9 @@ the weight bytes moved per second and their fraction of this machine's copy band
 write, measured at the start of the run): the bytes-moved bound. The machine may be shared: the
 baseline and the candidates are timed in interleaved rounds and each time is the median of all
 rounds' calls. On a machine shared with other jobs, --threads 1 gives steadier ratios (a
-parallel region waits for its slowest thread, which another job may have preempted).
+parallel region waits for its slowest thread, which another job may have preempted), and
+--cpu-time (with one thread) times each call by the calling thread's CPU time, which leaves out the
+time other jobs held the core (cache sharing with them still shows).
 
     python benchmarks/bench_quantize_cpu.py                      # the suite, a few minutes on 2 cores
     python benchmarks/bench_quantize_cpu.py --quick              # CI smoke run, seconds
@@ -35,7 +37,7 @@ CONFIGS = ("int8wo", "float8wo", "fp6_e3m2", "fp4_e2m1", "uint4wo", "uint3wo", "
 BF16_CONFIGS = ("int8wo", "float8wo", "fp6_e3m2", "uint4wo")  # also timed with bfloat16 activations
 
 
-def interleaved_ms(fns, rounds: int, iters: int):
+def interleaved_ms(fns, rounds: int, iters: int, clock=time.perf_counter):
     """Median ms of each fn over `rounds` rounds of `iters` calls, the fns taking turns each round
     (a load change on a shared machine then hits them all alike)."""
     times = [[] for _ in fns]
@@ -45,9 +47,9 @@ def interleaved_ms(fns, rounds: int, iters: int):
     for _ in range(rounds):
         for j, f in enumerate(fns):
             for _ in range(iters):
-                t0 = time.perf_counter()
+                t0 = clock()
                 f()
-                times[j].append((time.perf_counter() - t0) * 1e3)
+                times[j].append((clock() - t0) * 1e3)
     return [statistics.median(t) for t in times]
 
 
@@ -60,6 +62,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=3, help="calls per round")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time by the calling thread's CPU time (needs --threads 1: every op then runs on it)")
     p.add_argument("--no-torchao", action="store_true")
     p.add_argument("--quick", action="store_true", help="one small shape, few calls (CI smoke run)")
     p.add_argument("--out", default=None, help="JSON path (a .md table is written beside it)")
@@ -70,6 +74,9 @@ def main() -> None:
 
     if args.threads or args.quick:  # the smoke run on one thread: steady on a busy CI machine
         torch.set_num_threads(args.threads or 1)
+    if args.cpu_time and torch.get_num_threads() != 1:
+        p.error("--cpu-time needs --threads 1 (other threads' work would not be counted)")
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     shapes = [(256, 512)] if args.quick else parse_shapes(args.shapes)
     tokens = [1, 32] if args.quick else [int(t) for t in args.tokens.split(",") if t]
     configs = [c for c in args.configs.split(",") if c]
@@ -78,7 +85,7 @@ def main() -> None:
     copy_gbps = copy_bandwidth_gbps("cpu", 1 << 24 if args.quick else 1 << 28)
     report = Report("quantize_ linear forward on the CPU (vs float32 nn.Linear)", "cpu", copy_gbps)
     print(f"# threads {torch.get_num_threads()}; lowbit CPU kernels {lowbit.build_info().get('cpu_kernels')}; "
-          f"{rounds} interleaved rounds x {iters} calls, medians; ratio = float32 ms / candidate ms")
+          f"{rounds} interleaved rounds x {iters} calls, medians of {'thread CPU' if args.cpu_time else 'wall'} time; ratio = float32 ms / candidate ms")
 
     torch.manual_seed(0)
     for k, n in shapes:
@@ -108,7 +115,7 @@ def main() -> None:
                     except Exception as e:  # torchao's configs have their own device and shape limits
                         print(f"# {case} {name} torchao: skipped ({type(e).__name__}: {str(e).splitlines()[0]})")
                 with torch.no_grad():
-                    ms = interleaved_ms([lambda: base(x32)] + [f for _, f, _ in cands], rounds, iters)
+                    ms = interleaved_ms([lambda: base(x32)] + [f for _, f, _ in cands], rounds, iters, clock)
                 for (label, _, nbytes), t in zip(cands, ms[1:]):
                     report.add(f"{case} {name}", "f32", ms[0], label, t, nbytes if m == 1 else None)
     report.save(args.out)

@@ -13,7 +13,9 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/Context.h>
 #include <ATen/ops/abs.h>
+#include <ATen/ops/arange.h>
 #include <ATen/ops/allclose.h>
 #include <ATen/ops/equal.h>
 #include <ATen/ops/eye.h>
@@ -290,6 +292,38 @@ TEST(QuantizedLinearCpu, Float8DynamicMatchesReference) {
         }
       }
     }
+  }
+}
+
+// Every e4m3 / e5m2 code decodes to the reference's value, also when the thread flushes denormals
+// (torch.set_flush_denormal(True): MXCSR's DAZ would zero the AVX-512 e4m3 route's denormal bit
+// patterns, so the kernel checks it). Float32 input (unscaled decode) and bf16 (scaled, rounded);
+// M = 1 (GEMV), 256 (GEMM).
+TEST(QuantizedLinearCpu, Float8EveryCodeWithAndWithoutFlushDenormal) {
+  at::Tensor codes = at::arange(256, at::kInt).to(at::kByte).reshape({1, 256}).repeat({4, 1});
+  for (at::ScalarType f8 : {at::kFloat8_e4m3fn, at::kFloat8_e5m2}) {
+    const int special = f8 == at::kFloat8_e4m3fn ? 0x7f : 0x7c;  // NaN (and inf): zeros times them are NaN
+    const at::Tensor bytes = at::where((codes & special) == special, at::zeros_like(codes), codes);
+    const at::Tensor w = bytes.view(f8);
+    const at::Tensor s = at::rand({4, 1}) + 0.5;
+    auto op = lowbit::ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                              const OptTensor&)>("lowbit::float8_weight_only_linear");
+    for (bool flush : {false, true}) {
+      at::globalContext().setFlushDenormal(flush);
+      for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+        const at::Tensor eye = at::eye(256).to(t);
+        const at::Tensor want = lowbit::cpu::float8_weight_only_linear_ref(eye, w, s, std::nullopt);
+        for (KernelSet set : qlinear_sets()) {
+          with_kernels(set, [&] {
+            EXPECT_TRUE(at::equal(op.call(eye, w, s, std::nullopt), want))
+                << c10::toString(f8) << " " << c10::toString(t) << " flush " << flush << " M=256";
+            EXPECT_TRUE(at::equal(op.call(eye.narrow(0, 3, 1), w, s, std::nullopt), want.narrow(0, 3, 1)))
+                << c10::toString(f8) << " " << c10::toString(t) << " flush " << flush << " M=1";
+          });
+        }
+      }
+    }
+    at::globalContext().setFlushDenormal(false);
   }
 }
 

@@ -31,13 +31,14 @@ template <bool kE4M3>
 struct Float8Decoder {
   const PackedWeight& w;
   FVec scale = FVec(1.0f);
+  bool daz = denormals_are_zero();  // read in the thread that decodes: MXCSR is per thread
   explicit Float8Decoder(const PackedWeight& pw) : w(pw) {}
   LOWBIT_QL_INLINE void start_row(int64_t n) {
     if (w.row_scale != nullptr) scale = FVec(w.row_scale[n]);
   }
   LOWBIT_QL_INLINE void seek(int64_t) {}
   LOWBIT_QL_INLINE void chunk(const uint8_t* p, int64_t, FVec (&out)[kVecs]) const {
-    for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes);
+    for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes, daz);
     if (w.row_scale == nullptr) return;
     for (int h = 0; h < kVecs; ++h) out[h] = out[h] * scale;
     for (int h = 0; h < kVecs; h += 2) round_to(w.round, out[h], out[h + 1]);
