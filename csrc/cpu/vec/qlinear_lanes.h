@@ -174,7 +174,7 @@ LOWBIT_QL_INLINE FVec widen_float8(const uint8_t* p, bool daz = true) {
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (kE4M3) {
     if (!daz) {
-      // Half the instructions of the half route: the code sign-extended to 32 bits and shifted
+      // Seven instructions where the half route takes ten: the code sign-extended to 32 bits and shifted
       // left by 20 puts the sign in bit 31 (and copies of it in 30..27, masked off) and the 7
       // magnitude bits in float32's exponent / mantissa bits 26..20; that float is the e4m3 value
       // times 2^-120 for normal and subnormal codes alike (a denormal float32 for the latter),
