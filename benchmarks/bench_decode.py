@@ -1,7 +1,7 @@
 """Where a decoded token's time goes in the main job's model (lowbit_recipes.llama.generate): one
 decode step (the forward of one token with a KV cache) against its linears alone (the same M = 1
-calls, back to back), per quantize_ format; the rest of the step is the forward's Python and small
-ops (norms, rotary, attention over the cache, argmax). Also each format's step against float32's.
+calls, back to back), per quantize_ format, and the forward with its linears stubbed out (the rest:
+Python, norms, rotary, attention over the cache). Also each format's step against float32's.
 
     python benchmarks/bench_decode.py --device cpu --threads 2 --out results/decode.json
 
@@ -57,6 +57,28 @@ def thread_cpu_ms(fn, iters: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+class _NoLinear(torch.nn.Module):
+    """Stands in for a linear: returns a preallocated output of the right shape (no compute)."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.out_features = linear.out_features
+        self.one = torch.zeros(1, 1, linear.out_features, device=linear.weight.device)
+
+    def forward(self, x):
+        return self.one if x.shape[:-1] == (1, 1) else x.new_zeros(*x.shape[:-1], self.out_features)
+
+
+def without_linears(model: Llama) -> Llama:
+    """A copy of ``model`` whose linears cost nothing: its decode step is the rest of the forward."""
+    model = copy.deepcopy(model)
+    for fqn, mod in list(model.named_modules()):
+        if isinstance(mod, torch.nn.Linear):
+            parent, _, child = fqn.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, _NoLinear(mod))
+    return model
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
@@ -85,6 +107,9 @@ def main() -> None:
              (lambda fn: time_ms(fn, args.device, warmup=3, iters=iters)))
     float_step = None
     with torch.inference_mode():
+        rest_ms = timer(decode_step(without_linears(model), args.device, 32))
+        print(f"# the forward without its linears (norms, rotary, attention over the cache, Python): "
+              f"{rest_ms:.3f} ms per token", flush=True)
         for name in formats:
             m = copy.deepcopy(model)
             if name != "none":
