@@ -2,15 +2,15 @@
 # The main job, at mini scale on a CPU (about seven minutes on 2 idle cores; run scripts/setup.sh first):
 #   1. the core from both faces (the C++ example against the installed package, the Python ops);
 #   2. pretrain a mini Llama (7.08M parameters: 4 layers, dim 384, SwiGLU 1152, byte tokens) on
-#      fortunes in C++ (lowbit-train, pretrain_mini: 500 steps of 8 x 128 bytes): float8 training
+#      fortunes in C++ (lowbit-train, pretrain_mini: 650 steps of 8 x 128 bytes): float8 training
 #      (emulated on a CPU) with AdamW8bit, warm-up + cosine, checkpoints, validation perplexity
-#      (PRETRAINED_PPL after 500 steps);
+#      (8.65 after 650 steps);
 #   3. fine-tune it in Python (QAT when lowbit.qat is built in, else plain), quantize_ it to eleven
 #      formats and autoquant, and print the table (perplexity and its change, weight SQNR, decode
 #      tokens/s, weight GB/s, memory = model + run peak, size), saved with table.png and
 #      loss_curves.png under outputs/finetune_mini.
-# The model is sized so that a decoded token mostly reads weights (27 MiB of float32 linears), which
-# is what makes the formats' tokens/s differ; pretrain_tiny / finetune_quantize_tiny (0.87M
+# The model is sized so that reading weights is most of a decoded token (27 MiB of float32 linears,
+# ~60% of a float32 step): what makes the formats' tokens/s differ; pretrain_tiny / finetune_quantize_tiny (0.87M
 # parameters) are the quick variant: CONFIG=tiny bash scripts/main.sh (about 1.5 minutes).
 # Overrides go to each stage through PRETRAIN_ARGS / FINETUNE_ARGS, e.g. on a GPU:
 #   PRETRAIN_ARGS="train.device=cuda float8.emulate=false" FINETUNE_ARGS="train.device=cuda" bash scripts/main.sh

@@ -159,4 +159,4 @@ def test_main_job_configs_agree(tmp_path):
     assert ft["model"] == pre["model"]
     params = sum(p.numel() for p in Llama(LlamaConfig.from_dict(pre["model"])).parameters())
     assert round(params / 1e6, 2) == 7.08
-    assert pre["train"]["steps"] == 500 and ft["train"]["steps"] == 40
+    assert pre["train"]["steps"] == 650 and ft["train"]["steps"] == 40
