@@ -62,6 +62,20 @@ def test_sparse_then_dense(tmp_path):
     assert all(math.isfinite(l) for l in both["losses"])
 
 
+def test_dense_init(tmp_path):
+    """sparse.dense_init=pruned (the default) starts the dense phase from W*M: the first dense loss is the
+    sparse forward's on the same batch; master starts from W as it is: the pruned entries act at once."""
+    sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5", "sparse.gradient=ste"]
+    sparse = run(tmp_path / "sparse", "sparse.enabled=true", "sparse.gradient=ste")
+    pruned = run(tmp_path / "pruned", *sp, "sparse.dense_init=pruned")
+    master = run(tmp_path / "master", *sp, "sparse.dense_init=master")
+    assert pruned["losses"][:4] == sparse["losses"][:4] == master["losses"][:4]
+    assert abs(pruned["losses"][4] - sparse["losses"][4]) < 1e-6
+    assert abs(master["losses"][4] - sparse["losses"][4]) > 1e-4
+    assert all(math.isfinite(l) for l in pruned["losses"] + master["losses"])
+    assert type(master["model"].layers[0].feed_forward.w1) is torch.nn.Linear
+
+
 @pytest.mark.parametrize("k", [4, 6])
 def test_resume_across_the_switch_is_exact(tmp_path, k):
     sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5"]
@@ -89,5 +103,7 @@ def test_config_errors(tmp_path):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "float8.enabled=true"))
     with pytest.raises(ValueError, match="outside"):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_after_fraction=0"))
+    with pytest.raises(ValueError, match="sparse.dense_init"):
+        recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_init=zero"))
     with pytest.raises(ValueError, match="cannot be 2:4"):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "model.hidden_dim=66"))
