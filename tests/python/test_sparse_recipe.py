@@ -7,6 +7,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -107,3 +108,15 @@ def test_config_errors(tmp_path):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_init=zero"))
     with pytest.raises(ValueError, match="cannot be 2:4"):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "model.hidden_dim=66"))
+
+
+def test_quality_benchmark_quick():
+    """benchmarks/sparse_quality.py --quick (20 steps, 2 seeds): the table, mean ± std per run, both gradients."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "sparse_quality.py")
+    pythonpath = os.pathsep.join([os.path.dirname(os.path.dirname(recipes.__file__)), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, script, "--quick"], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=pythonpath)).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "±" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| dense", "| 2:4 FFN, masked", "| 2:4 FFN, masked, dense after 50%",
+                                                 "| 2:4 FFN, ste", "| 2:4 FFN, ste, dense after 50%"], out
+    assert "seeds 1,2" in out and "sparse.dense_init=pruned" in out
