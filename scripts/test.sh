@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of lowbit against the build that scripts/setup.sh made: GoogleTest through
 # ctest, the C++ example built against the INSTALLED package (find_package(lowbit)), pytest,
-# and the dry run of benchmarks/gpu_check.sh (which runs every benchmark's smoke run on the CPU).
+# the CPU benchmark suite's smoke run (benchmarks/suite.py --cpu --quick) and the dry run of
+# benchmarks/gpu_check.sh (which runs every benchmark's smoke run on the CPU).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ cmake --build build/example
 
 echo "== pytest =="
 python3 -m pytest tests/python -q -p no:cacheprovider
+
+echo "== CPU benchmark suite, smoke run =="
+python3 benchmarks/suite.py --cpu --quick --out build/cpu_suite_smoke
 
 echo "== GPU check, dry run: every benchmark's CPU smoke run (--quick --device cpu), GPU tests collected, =="
 echo "== the kernel smoke script on the CPU, the results folder (<= 8 files) =="

@@ -5,14 +5,35 @@
 #include <lowbit/quant/format.h>
 
 namespace lowbit::quant {
+namespace {
+
+// The formats read their parts by position, so a hand-assembled weight with too few parts must be
+// an error before any of them runs, not an out-of-bounds read.
+void check_part_count(const QuantizeConfig& config, size_t count, const char* what) {
+  const auto names = config.format().part_names();
+  if (count == names.size()) return;
+  std::string all;
+  for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+  TORCH_CHECK(false, what, ": quantized weight ", config.name(), ": expected ", names.size(), " parts (", all, "), got ",
+              count);
+}
+
+const QuantizedWeight& checked(const QuantizedWeight& w, const char* what) {
+  check_part_count(w.config, w.parts.size(), what);
+  return w;
+}
+
+}  // namespace
 
 std::string QuantizedWeight::qdtype() const { return config.format().qdtype(); }
 std::vector<int64_t> QuantizedWeight::block_size() const { return config.format().block_size(out_features, in_features); }
 std::string QuantizedWeight::layout() const { return config.format().layout(); }
 std::string QuantizedWeight::zero_point_domain() const { return config.format().zero_point_domain(); }
 std::vector<std::string> QuantizedWeight::part_names() const { return config.format().part_names(); }
-at::Tensor QuantizedWeight::scale() const { return config.format().scale(parts); }
-std::optional<at::Tensor> QuantizedWeight::zero_point() const { return config.format().zero_point(parts); }
+at::Tensor QuantizedWeight::scale() const { return config.format().scale(checked(*this, "scale").parts); }
+std::optional<at::Tensor> QuantizedWeight::zero_point() const {
+  return config.format().zero_point(checked(*this, "zero_point").parts);
+}
 
 const at::Tensor& QuantizedWeight::part(const std::string& name) const {
   const auto names = part_names();
@@ -50,9 +71,7 @@ QuantizedWeight quantize_weight(const at::Tensor& weight, const QuantizeConfig& 
 QuantizedWeight quantized_weight_from_parts(const QuantizeConfig& config, std::vector<at::Tensor> parts,
                                             int64_t out_features, int64_t in_features, at::ScalarType dtype) {
   const QuantFormat& format = config.format();
-  const auto names = format.part_names();
-  TORCH_CHECK(parts.size() == names.size(), "quantized weight ", config.name(), ": expected ", names.size(),
-              " parts, got ", parts.size());
+  check_part_count(config, parts.size(), "quantized_weight_from_parts");
   weight_dtype_name(dtype);  // an error for dtypes no format takes
   QuantizedWeight q;
   q.config = config;
@@ -69,17 +88,17 @@ QuantizedWeight quantized_weight_from_parts(const QuantizeConfig& config, std::v
 }
 
 at::Tensor quantized_linear(const at::Tensor& input, const QuantizedWeight& w, const std::optional<at::Tensor>& bias) {
-  return w.config.format().linear(input, w.parts, bias);
+  return w.config.format().linear(input, checked(w, "quantized_linear").parts, bias);
 }
 
 at::Tensor dequantize_weight(const QuantizedWeight& w) {
-  return w.config.format().dequantize(w.parts, w.out_features, w.in_features, w.dtype);
+  return w.config.format().dequantize(checked(w, "dequantize_weight").parts, w.out_features, w.in_features, w.dtype);
 }
 
 QuantizedWeight convert_quantized_weight(const QuantizedWeight& w, at::ScalarType dtype, c10::Device device) {
   weight_dtype_name(dtype);  // an error naming the allowed dtypes
   QuantizedWeight out = w;
-  out.parts = w.config.format().convert_parts(w.parts, dtype, device);
+  out.parts = w.config.format().convert_parts(checked(w, "convert_quantized_weight").parts, dtype, device);
   out.dtype = dtype;
   return out;
 }

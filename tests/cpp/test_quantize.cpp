@@ -232,6 +232,21 @@ TEST(Quantize, QuantizedWeightDescribesItself) {
   EXPECT_THROW(inference::quantized_weight_from_parts(qx.config, {qx.parts[0]}, 64, 128, at::kFloat), c10::Error);
 }
 
+// A hand-assembled weight with a part missing is an error naming the parts (the formats read their
+// parts by position: without the check each would read past the list).
+TEST(Quantize, HandAssembledWeightWithMissingPartsIsAnError) {
+  torch::manual_seed(3);
+  for (const char* name : {"int8wo", "uint3wo-32", "int4wo-64", "float8dq_e4m3_row", "fp6_e3m2"}) {
+    auto q = inference::quantize_weight(at::randn({64, 128}), inference::parse_quantize_config(name));
+    q.parts.pop_back();
+    const at::Tensor x = at::randn({2, 128});
+    expect_error([&] { inference::quantized_linear(x, q); }, "quantized_linear: quantized weight");
+    expect_error([&] { inference::dequantize_weight(q); }, "dequantize_weight: quantized weight");
+    expect_error([&] { q.scale(); }, "(qdata, ");
+    expect_error([&] { inference::convert_quantized_weight(q, at::kBFloat16, at::kCPU); }, "convert_quantized_weight");
+  }
+}
+
 }  // namespace
 
 // ---- save_quantized / load_quantized ---------------------------------------------------------

@@ -337,7 +337,10 @@ def test_weight_only_ops_match_dequantized_matmul(name):
         xs, xzp = lowbit.core.choose_qparams_affine(x.reshape(-1, 128), (1, 128), "int8", "asymmetric")
         xq = lowbit.core.quantize_affine(x.reshape(-1, 128), (1, 128), xs, xzp, "int8")
         x = lowbit.core.dequantize_affine(xq, (1, 128), xs, xzp, "int8").reshape(x.shape)
-    torch.testing.assert_close(y, torch.nn.functional.linear(x, wd, b), rtol=1e-5, atol=1e-4)
+    if name.startswith("int4wo"):  # tinygemm computes in bfloat16: activations and output rounded to it
+        assert sqnr(torch.nn.functional.linear(x.bfloat16().float(), wd, b), y) > 40
+    else:
+        torch.testing.assert_close(y, torch.nn.functional.linear(x, wd, b), rtol=1e-5, atol=1e-4)
     assert sqnr(w, wd) > {"int8wo": 38, "int4wo-64": 17, "int4dq-32": 17, "uint5wo-32": 23, "fp5_e2m2": 17,
                           "float8wo_e4m3": 28}[name], sqnr(w, wd)
 

@@ -4,32 +4,26 @@
 //   op     lowbit::int8_dynamic_activation_int8_linear(input, qdata, scale, bias?)
 #include <torch/library.h>
 
-#include <lowbit/ops/dispatch.h>
-#include <lowbit/ops/quantized_linear_autograd.h>
-#include <lowbit/ops/quantized_linear_checks.h>
 #include <lowbit/quant/format.h>
 #include <lowbit/quant/formats/encodings.h>
+#include <lowbit/quant/formats/int8_per_channel_op.h>
 
 namespace lowbit::quant {
 namespace {
 
 using OptTensor = std::optional<at::Tensor>;
-constexpr const char* kOp = "int8_dynamic_activation_int8_linear";
-
-at::Tensor call_op(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const OptTensor& bias) {
-  static auto op = ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&)>(
-      "lowbit::int8_dynamic_activation_int8_linear");
-  return op.call(input, qdata, scale, bias);
-}
+constexpr char kOp[] = "int8_dynamic_activation_int8_linear";
+constexpr char kName[] = "int8dq";
+using Op = Int8PerChannelOp<kOp, kName>;
 
 class Int8DynamicInt8 final : public Int8PerChannelFormat {
  public:
-  Int8DynamicInt8() { name_ = "int8dq"; }
+  Int8DynamicInt8() { name_ = kName; }
   std::string kind() const override { return "Int8DynamicActivationInt8WeightConfig"; }
   std::vector<std::pair<std::string, QuantParam>> params() const override { return {}; }
   bool quantizes_activations() const override { return true; }
   at::Tensor linear(const at::Tensor& input, at::TensorList p, const OptTensor& bias) const override {
-    return call_op(input, p[0], p[1], bias);
+    return Op::call(input, p[0], p[1], bias);
   }
   std::string linear_op() const override { return kOp; }
   std::vector<QuantParam> linear_op_args() const override { return {}; }
@@ -38,16 +32,6 @@ class Int8DynamicInt8 final : public Int8PerChannelFormat {
 QuantizeConfig make() {
   static const auto format = std::make_shared<const Int8DynamicInt8>();
   return QuantizeConfig(format);
-}
-
-at::Tensor meta(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const OptTensor& bias) {
-  return ops::qlinear_meta_output(input, ops::check_int8_weight(qdata, scale, kOp), bias, kOp);
-}
-
-at::Tensor autograd(const at::Tensor& input, const at::Tensor& qdata, const at::Tensor& scale, const OptTensor& bias) {
-  return ops::quantized_linear_autograd(
-      kOp, input, bias, {qdata, scale}, qdata.size(0), [&] { return call_op(input, qdata, scale, bias); },
-      [] { return std::string("int8dq"); });
 }
 
 const bool registered = register_format_family({
@@ -68,7 +52,7 @@ TORCH_LIBRARY_FRAGMENT(lowbit, m) {
   m.def("int8_dynamic_activation_int8_linear(Tensor input, Tensor weight, Tensor weight_scale, Tensor? bias=None) "
         "-> Tensor");
 }
-TORCH_LIBRARY_IMPL(lowbit, Meta, m) { m.impl(kOp, &meta); }
-TORCH_LIBRARY_IMPL(lowbit, Autograd, m) { m.impl(kOp, &autograd); }
+TORCH_LIBRARY_IMPL(lowbit, Meta, m) { m.impl(kOp, &Op::meta); }
+TORCH_LIBRARY_IMPL(lowbit, Autograd, m) { m.impl(kOp, &Op::autograd); }
 
 }  // namespace lowbit::quant
