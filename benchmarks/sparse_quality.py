@@ -5,7 +5,7 @@ C++ recipe lowbit-train on the CPU. Prints each run's validation loss as mean ±
 its gap to dense (the per-seed differences, mean ± std) and the part of its gradient's 2:4 gap each
 sparse-then-dense run closes (only where that gap is above seed noise: over two standard errors).
 
-    python benchmarks/sparse_quality.py                    # the README's table: 5 seeds, about 7 min on 2 cores
+    python benchmarks/sparse_quality.py                    # the README's table: 5 seeds, 5-7 min on 2 cores
     python benchmarks/sparse_quality.py --gradient ste --dense-init master
     python benchmarks/sparse_quality.py --quick            # 20 steps, 2 seeds: the script works
 
