@@ -143,3 +143,20 @@ def test_qat_schemes_are_the_schema_choices():
     allowed = next(k["allowed"] for k in recipes.schema_keys("finetune_then_quantize")
                    if k["key"] == "finetune.qat_scheme")
     assert allowed.split(", ") == list(QAT_SCHEMES)
+
+
+def test_main_job_configs_agree(tmp_path):
+    """scripts/main.sh's pair (pretrain_mini, then finetune_quantize_mini on its checkpoint) passes
+    both schemas, on one model: the mini Llama of 7.08M parameters (the size the README states)."""
+    from lowbit_recipes.llama import Llama, LlamaConfig
+
+    pre = recipes.load_config("pretrain_mini")
+    with open(recipes.resolve_config("finetune_quantize_mini")) as f:  # the checkpoint it reads by default
+        assert f"checkpoint: {pre['train']['output_dir']}/checkpoint\n" in f.read()
+    (tmp_path / "model.safetensors").touch()  # the schema checks the checkpoint file exists
+    ft = recipes.load_config("finetune_quantize_mini", [f"finetune.checkpoint={tmp_path}"],
+                             recipe="finetune_then_quantize")
+    assert ft["model"] == pre["model"]
+    params = sum(p.numel() for p in Llama(LlamaConfig.from_dict(pre["model"])).parameters())
+    assert round(params / 1e6, 2) == 7.08
+    assert pre["train"]["steps"] == 650 and ft["train"]["steps"] == 40

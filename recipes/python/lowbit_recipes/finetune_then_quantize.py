@@ -1,7 +1,7 @@
 """Fine-tune a pretrained Llama (plain or QAT), then quantize it with each of a list of configs
 and compare them in a table: validation perplexity and its change against the float model, the
-weights' SQNR, decode tokens/s with a KV cache (every linear at M = 1), the weight bandwidth that
-implies, and memory (model bytes + the decode run's own peak; see lowbit_recipes.measure).
+weights' SQNR, decode tokens/s with a KV cache (every linear at M = 1; the best of 3 runs), the
+weight bandwidth that implies, and memory (model bytes + the decode run's own peak; see lowbit_recipes.measure).
 
     python -m lowbit_recipes.finetune_then_quantize --config finetune_quantize_tiny \\
         finetune.checkpoint=outputs/pretrain_tiny/checkpoint finetune.mode=plain
@@ -96,6 +96,9 @@ def _drop_fake_quant(model: torch.nn.Module) -> None:
         setattr(model.get_submodule(parent), child, plain)
 
 
+DECODE_RUNS = 3  # decode runs per row; tokens/s is the best of them
+
+
 def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, reference: dict,
             quiet: bool = False) -> dict:
     """One table row for ``model``: validation perplexity, weight SQNR against ``reference`` (the
@@ -105,7 +108,10 @@ def measure(technique: str, model: torch.nn.Module, cfg: dict, val, device, refe
     model.eval()
     perplexity = math.exp(evaluate(model, val, device))
     with PeakMemory(device) as peak:
-        _, tok_s = generate(model, encode_bytes(q["prompt"]), q["generate_tokens"], device)
+        # The best of a few runs: the first also warms up, and the best is the one least slowed by
+        # other processes on a shared machine.
+        tok_s = max(generate(model, encode_bytes(q["prompt"]), q["generate_tokens"], device)[1]
+                    for _ in range(DECODE_RUNS))
     size = model_bytes(model)
     row = {"technique": technique, "perplexity": perplexity, "weight_sqnr_db": weight_sqnr_db(reference, model),
            "tokens_per_s": tok_s, "decode_bytes_per_token": decode_bytes_per_token(model),
@@ -129,7 +135,8 @@ def convert_qat(cfg: dict, model: Llama, val, device, quiet=False) -> dict:
 
 def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> list[dict]:
     """One row per ``quantize.configs`` entry: a quantize_ shorthand, "none" (the fine-tuned float
-    model) or "autoquant" (lowbit.autoquant on one validation batch, default candidates)."""
+    model) or "autoquant" (lowbit.autoquant's default candidates, each layer timed at the decode
+    shape, one token: M = 1)."""
     rows, reference = [], float_weights(model)
     for name in cfg["quantize"]["configs"]:
         candidate = copy.deepcopy(model)
@@ -137,7 +144,8 @@ def compare_quantizations(cfg: dict, model: Llama, val, device, quiet=False) -> 
         if name == "none":
             technique = f"{next(model.parameters()).dtype} (not quantized)".replace("torch.", "")
         elif name == "autoquant":
-            plan = lowbit.autoquant(candidate, (val[0][0].to(device),), iters=3)
+            # Timed on one token (every linear at M = 1): the decode shape the tokens/s column measures.
+            plan = lowbit.autoquant(candidate, (val[0][0][:1, :1].to(device),), iters=3)
             chosen = sorted({c for c in plan.chosen.values()})
             technique = f"autoquant ({', '.join(chosen)})"
         else:
@@ -191,7 +199,7 @@ def run(cfg: dict, config_text: str = "", quiet: bool = False) -> dict:
              f"pretrained {step} steps (perplexity {pretrained_ppl:.3f}); fine-tune {ft['mode']}"
              f"{' ' + ft['qat_scheme'] if ft['mode'] == 'qat' else ''}, {t['steps'] if curve else 0} steps of "
              f"{cfg['data']['batch_size']} x {cfg['data']['seq_len']} bytes, {cfg['optim']['name']} lr "
-             f"{cfg['optim']['lr']}; decode: {cfg['quantize']['generate_tokens']} tokens with a KV cache; "
+             f"{cfg['optim']['lr']}; decode: {cfg['quantize']['generate_tokens']} tokens with a KV cache, best of {DECODE_RUNS} runs; "
              f"device {device}, {torch.get_num_threads()} threads")
     table = markdown_table(rows)
     with open(os.path.join(out, "results.md"), "w") as f:
