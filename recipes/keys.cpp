@@ -127,14 +127,21 @@ Schema sparse_keys() {
         "train the feed-forward linears (w1, w2, w3) with 2:4 sparse weights, pruned every step from the dense "
         "master weights (lowbit::sparse::convert_to_semi_sparse_training)");
   s.key("sparse.dense_after_fraction", Type::Float, "1.0",
-        "sparse-then-dense: train dense after this fraction of train.steps, starting from the pruned weights "
+        "sparse-then-dense: train dense after this fraction of train.steps, from the weights sparse.dense_init names "
         "(1: sparse to the end)",
         custom("a fraction in (0, 1]", [](const YAML::Node& n) -> std::string {
           const double v = n.as<double>();
           return v > 0 && v <= 1 ? "" : "'" + n.Scalar() + "' is outside (0, 1]";
         }));
-  s.key("sparse.gradient", Type::String, "ste",
-        "what reaches the dense master weights: ste (straight-through, unmasked) or masked (the 2:4 pattern)",
+  s.key("sparse.dense_init", Type::String, "pruned",
+        "the weights the dense phase of sparse.dense_after_fraction starts from: pruned (W*M, what the sparse forward "
+        "used: the same function across the switch, the pruned entries regrow from zero) or master (the dense master "
+        "weights as they are: the pruned entries act again at once)",
+        one_of({"pruned", "master"}));
+  s.key("sparse.gradient", Type::String, "masked",
+        "what reaches the dense master weights: masked (the 2:4 pattern; the pruned entries get none) or ste "
+        "(straight-through, unmasked). masked ends within seed noise of dense on benchmarks/sparse_quality.py, ste "
+        "+0.03 nats behind (README)",
         one_of({"ste", "masked"}));
   s.rule({"sparse.enabled", "float8.enabled"}, [](const Config& c) -> std::string {
     if (!c.get_bool("sparse.enabled") || !c.has("float8.enabled") || !c.get_bool("float8.enabled")) return "";

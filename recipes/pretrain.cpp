@@ -204,7 +204,8 @@ PretrainResult pretrain(const Config& c, bool quiet) {
     if (!quiet) std::cout << "# resumed from " << result.checkpoint_dir << " at step " << step << "\n";
   }
   result.first_step = step;
-  // 2:4 sparse feed-forward weights until `dense_at`, then dense from the pruned weights. The
+  // 2:4 sparse feed-forward weights until `dense_at`, then dense from the weights sparse.dense_init
+  // names (pruned: W*M, the same function across the switch; master: W as it is). The
   // checkpoint holds the dense master weights, so a resumed run converts up to the switch itself
   // (resuming at step dense_at still prunes there, as the uninterrupted run does).
   const bool sparse = c.get_bool("sparse.enabled");
@@ -230,9 +231,11 @@ PretrainResult pretrain(const Config& c, bool quiet) {
   model->train();
   for (; step < last; ++step) {
     if (sparse && step == dense_at && step < steps) {
-      const auto summary = sparse::swap_semi_sparse_linear_with_linear(*model, /*prune_weights=*/true);
+      const bool pruned = c.get_string("sparse.dense_init") == "pruned";
+      const auto summary = sparse::swap_semi_sparse_linear_with_linear(*model, /*prune_weights=*/pruned);
       progress.message("step " + std::to_string(step) + ": " + std::to_string(summary.converted.size()) +
-                       " feed-forward linears train dense from here, starting from their pruned weights");
+                       " feed-forward linears train dense from here, starting from their " +
+                       (pruned ? "pruned" : "dense master") + " weights");
     }
     const double step_lr = lr_at(step, lr, warmup, steps, min_lr_ratio);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(step_lr);

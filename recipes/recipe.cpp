@@ -60,7 +60,10 @@ std::string pretrain_plan(const Config& c) {
   if (c.get_bool("sparse.enabled")) {
     const double frac = c.get_float("sparse.dense_after_fraction");
     s << ", 2:4 sparse feed-forward weights (" << c.get_string("sparse.gradient") << ")";
-    if (frac < 1) s << " until step " << sparse::dense_after_step(c.get_int("train.steps"), frac) << ", then dense";
+    if (frac < 1) {
+      s << " until step " << sparse::dense_after_step(c.get_int("train.steps"), frac) << ", then dense from the "
+        << (c.get_string("sparse.dense_init") == "pruned" ? "pruned" : "dense master") << " weights";
+    }
   }
   s << "; config.yaml, metrics.jsonl and checkpoint/ go to " << c.get_string("train.output_dir");
   if (c.get_bool("train.resume")) s << " (resuming from its checkpoint when there is one)";

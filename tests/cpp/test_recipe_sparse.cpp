@@ -65,9 +65,9 @@ TEST(SparseSchedule, DenseAfterStep) {
 // bit, up to step dense_at, and differs after; the 2:4 run differs from the dense one from step 0.
 TEST_F(RecipeSparse, SparseThenDenseSwitchesAtItsStep) {
   const PretrainResult dense = pretrain(tiny(out("dense"), {}), true);
-  const PretrainResult sparse = pretrain(tiny(out("sparse"), {"sparse.enabled=true"}), true);
-  const PretrainResult both =
-      pretrain(tiny(out("both"), {"sparse.enabled=true", "sparse.dense_after_fraction=0.5"}), true);
+  const PretrainResult sparse = pretrain(tiny(out("sparse"), {"sparse.enabled=true", "sparse.gradient=ste"}), true);
+  const PretrainResult both = pretrain(
+      tiny(out("both"), {"sparse.enabled=true", "sparse.gradient=ste", "sparse.dense_after_fraction=0.5"}), true);
   ASSERT_EQ(sparse.losses.size(), 8u);
   ASSERT_EQ(both.losses.size(), 8u);
   EXPECT_NE(sparse.losses[0], dense.losses[0]);  // the FFN weights are pruned in the first forward
@@ -77,8 +77,18 @@ TEST_F(RecipeSparse, SparseThenDenseSwitchesAtItsStep) {
   EXPECT_NE(both.losses[7], sparse.losses[7]);
   for (double l : both.losses) EXPECT_TRUE(std::isfinite(l));
   EXPECT_LT(0.5 * (sparse.losses[6] + sparse.losses[7]), sparse.losses[0] - 0.1);  // it trains
-  // The masked gradient is another run.
-  const PretrainResult masked = pretrain(tiny(out("masked"), {"sparse.enabled=true", "sparse.gradient=masked"}), true);
+  // sparse.dense_init=master: the same sparse steps, then the dense master weights as they are. Under
+  // ste the pruned entries kept training without acting, so at the switch they act at once: the first
+  // dense loss is not the sparse forward's.
+  const PretrainResult master = pretrain(
+      tiny(out("master"), {"sparse.enabled=true", "sparse.gradient=ste", "sparse.dense_after_fraction=0.5",
+                           "sparse.dense_init=master"}),
+      true);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(master.losses[i], sparse.losses[i]) << "step " << i;
+  EXPECT_GT(std::abs(master.losses[4] - sparse.losses[4]), 1e-4);
+  for (double l : master.losses) EXPECT_TRUE(std::isfinite(l));
+  // The masked gradient (the recipes' default) is another run.
+  const PretrainResult masked = pretrain(tiny(out("masked"), {"sparse.enabled=true"}), true);
   EXPECT_EQ(masked.losses[0], sparse.losses[0]);
   EXPECT_NE(masked.losses[7], sparse.losses[7]);
 }
@@ -120,6 +130,10 @@ TEST_F(RecipeSparse, ConfigErrorsNameTheKeys) {
   EXPECT_NE(message({"sparse.dense_after_fraction=0"}).find("sparse.dense_after_fraction"), std::string::npos);
   EXPECT_NE(message({"sparse.dense_after_fraction=1.5"}).find("outside (0, 1]"), std::string::npos);
   EXPECT_NE(message({"sparse.gradient=dense"}).find("sparse.gradient"), std::string::npos);
+  const std::string init = message({"sparse.dense_init=zero"});
+  EXPECT_NE(init.find("sparse.dense_init"), std::string::npos) << init;
+  EXPECT_NE(init.find("pruned"), std::string::npos) << init;
+  EXPECT_NE(init.find("master"), std::string::npos) << init;
   // On a CUDA build: the 2:4 recipe's own rule; on a CPU build the device rule answers first.
   EXPECT_NE(message({"sparse.enabled=true", "train.device=cuda"}).find("train.device"), std::string::npos);
   // hidden_dim 66 is not a multiple of 4: the 2:4 shape rule (lowbit::core), once.
@@ -128,29 +142,33 @@ TEST_F(RecipeSparse, ConfigErrorsNameTheKeys) {
   EXPECT_FALSE(fs::exists(out("bad")));
 }
 
-// The quality experiment, as benchmarks/sparse_quality.py runs it (README has its table): a Llama
-// (dim 32, 2 layers, hidden 128) on fortunes for 120 steps, dense vs 2:4 FFN weights (ste) vs 2:4
-// for half the steps then dense. Measured (CPU): dense 2.566, 2:4 2.596 (+0.030), 2:4 then dense
-// 2.588 (+0.022): the dense tail closes about a quarter of the gap at this size, not most of it.
-// Loose bounds: the 2:4 model trails by a bounded gap, and the dense tail does not make it worse.
+// The quality experiment, one seed of what benchmarks/sparse_quality.py runs over five (README has the
+// table): a Llama (dim 32, 2 layers, hidden 128) on fortunes for 600 steps, dense vs 2:4 FFN weights
+// with the straight-through gradient (ste) vs ste then dense at 50% (from the pruned weights) vs the
+// masked gradient. Measured over seeds 1-5 (CPU): ste 2:4 +0.029 ± 0.010 over dense, ste then dense
+// +0.016 ± 0.011, masked 2:4 +0.003 ± 0.017; on every seed ste-then-dense < ste and masked < ste.
+// Seed 1: dense 2.2747, ste +0.021, ste then dense +0.003, masked +0.004.
 TEST_F(RecipeSparse, QualityTwoFourFfnAndSparseThenDense) {
   const std::vector<std::string> q = {"model.hidden_dim=128", "model.max_seq_len=64", "data.seq_len=64",
-                                      "data.batch_size=8", "train.steps=120", "train.warmup_steps=10",
-                                      "train.eval_batches=8"};
+                                      "data.batch_size=8", "train.steps=600", "train.warmup_steps=50",
+                                      "train.eval_batches=8", "train.log_every=100", "train.seed=1"};
   auto run = [&](const std::string& name, std::vector<std::string> extra) {
     auto o = q;
     o.insert(o.end(), extra.begin(), extra.end());
     return pretrain(tiny(out(name), o), true).val_loss;
   };
   const double dense = run("dense", {});
-  const double sparse = run("sparse", {"sparse.enabled=true"});
-  const double both = run("both", {"sparse.enabled=true", "sparse.dense_after_fraction=0.5"});
-  std::cout << "[quality] val loss: dense " << dense << ", 2:4 FFN " << sparse << " (gap " << sparse - dense
-            << "), 2:4 then dense at 50% " << both << " (gap " << both - dense << ")\n";
-  EXPECT_GT(sparse, dense - 0.02);  // pruning half the FFN weights does not help
-  EXPECT_LT(sparse - dense, 0.15);  // and costs little
-  EXPECT_LT(both, sparse + 0.01);   // the dense tail does not make it worse
-  EXPECT_LT(both - dense, 0.15);
+  const double ste = run("ste", {"sparse.enabled=true", "sparse.gradient=ste"});
+  const double both = run("both", {"sparse.enabled=true", "sparse.gradient=ste", "sparse.dense_after_fraction=0.5"});
+  const double masked = run("masked", {"sparse.enabled=true", "sparse.gradient=masked"});
+  std::cout << "[quality] val loss: dense " << dense << ", 2:4 FFN ste " << ste << " (gap " << ste - dense
+            << "), ste then dense at 50% " << both << " (gap " << both - dense << "), masked " << masked << " (gap "
+            << masked - dense << ")\n";
+  EXPECT_GT(ste - dense, 0.005);    // ste costs quality at this size
+  EXPECT_LT(ste - dense, 0.08);     // but bounded
+  EXPECT_LT(both, ste - 0.005);     // the dense tail recovers part of it
+  EXPECT_LT(masked, ste - 0.005);   // the masked gradient costs less than ste
+  EXPECT_LT(std::abs(masked - dense), 0.05);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -62,6 +63,20 @@ def test_sparse_then_dense(tmp_path):
     assert all(math.isfinite(l) for l in both["losses"])
 
 
+def test_dense_init(tmp_path):
+    """sparse.dense_init=pruned (the default) starts the dense phase from W*M: the first dense loss is the
+    sparse forward's on the same batch; master starts from W as it is: the pruned entries act at once."""
+    sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5", "sparse.gradient=ste"]
+    sparse = run(tmp_path / "sparse", "sparse.enabled=true", "sparse.gradient=ste")
+    pruned = run(tmp_path / "pruned", *sp, "sparse.dense_init=pruned")
+    master = run(tmp_path / "master", *sp, "sparse.dense_init=master")
+    assert pruned["losses"][:4] == sparse["losses"][:4] == master["losses"][:4]
+    assert abs(pruned["losses"][4] - sparse["losses"][4]) < 1e-6
+    assert abs(master["losses"][4] - sparse["losses"][4]) > 1e-4
+    assert all(math.isfinite(l) for l in pruned["losses"] + master["losses"])
+    assert type(master["model"].layers[0].feed_forward.w1) is torch.nn.Linear
+
+
 @pytest.mark.parametrize("k", [4, 6])
 def test_resume_across_the_switch_is_exact(tmp_path, k):
     sp = ["sparse.enabled=true", "sparse.dense_after_fraction=0.5"]
@@ -89,5 +104,19 @@ def test_config_errors(tmp_path):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "float8.enabled=true"))
     with pytest.raises(ValueError, match="outside"):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_after_fraction=0"))
+    with pytest.raises(ValueError, match="sparse.dense_init"):
+        recipes.load_config(CONFIG, overrides(tmp_path, "sparse.dense_init=zero"))
     with pytest.raises(ValueError, match="cannot be 2:4"):
         recipes.load_config(CONFIG, overrides(tmp_path, "sparse.enabled=true", "model.hidden_dim=66"))
+
+
+def test_quality_benchmark_quick():
+    """benchmarks/sparse_quality.py --quick (20 steps, 2 seeds): the table, mean ± std per run, both gradients."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "sparse_quality.py")
+    pythonpath = os.pathsep.join([os.path.dirname(os.path.dirname(recipes.__file__)), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, script, "--quick"], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=pythonpath)).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "±" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| dense", "| 2:4 FFN, masked", "| 2:4 FFN, masked, dense after 50%",
+                                                 "| 2:4 FFN, ste", "| 2:4 FFN, ste, dense after 50%"], out
+    assert "seeds 1,2" in out and "sparse.dense_init=pruned" in out

@@ -88,7 +88,8 @@ def _pretrain(cfg: dict, config_text: str, quiet: bool, run: DistributedRun) -> 
             print(f"# resumed from {ckpt_dir} at step {step}")
     first_step = step
     steps = t["steps"]
-    # 2:4 sparse feed-forward weights until `dense_at`, then dense from the pruned weights. The
+    # 2:4 sparse feed-forward weights until `dense_at`, then dense from the weights sparse.dense_init
+    # names (pruned: W*M, the same function across the switch; master: W as it is). The
     # checkpoint holds the dense master weights, so a resumed run converts up to the switch itself
     # (resuming at step dense_at still prunes there, as the uninterrupted run does).
     sp = cfg["sparse"]
@@ -109,9 +110,10 @@ def _pretrain(cfg: dict, config_text: str, quiet: bool, run: DistributedRun) -> 
     try:
         for step in range(step, last):
             if sp["enabled"] and step == dense_at < steps:
-                lowbit.sparse.swap_semi_sparse_linear_with_linear(model, prune_weights=True)
+                pruned = sp["dense_init"] == "pruned"
+                lowbit.sparse.swap_semi_sparse_linear_with_linear(model, prune_weights=pruned)
                 progress.message(f"step {step}: the feed-forward linears train dense from here, starting from "
-                                 "their pruned weights")
+                                 f"their {'pruned' if pruned else 'dense master'} weights")
             lr = lr_at(step, cfg["optim"]["lr"], t["warmup_steps"], steps, t["min_lr_ratio"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
