@@ -17,6 +17,8 @@
 //     reference's own ATen ops. float8wo with float32 input scales the sum, not each weight.
 //   int8_dynamic_activation_int8   the reference's per-token quantization (core ops), an exact
 //                        int32 GEMM (VNNI / vpmaddwd), the reference's epilogue: bit-equal.
+//   int8_dynamic_activation_int4   the reference's fake-quantized activations, then the
+//                        weight-only paths on the 4-bit weight in float32, its epilogue.
 //   float8_dynamic_activation      the reference's activation cast, then the weight-only paths
 //                        on the unscaled float8 weight (exact float32 values, as the reference's
 //                        emulated scaled_mm converts them), then its scale epilogue.
@@ -211,6 +213,23 @@ at::Tensor fpx_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor&
   return finish(weight_only_acc(*kern, input, w), input, bias);
 }
 
+// A group-wise bit-packed weight (uintx, int4dq) the kernels can take: whole 32-code chunks per
+// group and byte-aligned rows; else the reference runs.
+bool groupwise_fast(const at::Tensor& packed, int64_t k, int64_t bits, int64_t group_size) {
+  return group_size % vec::kCodeChunk == 0 && rows_byte_aligned(packed, k, bits);
+}
+
+// The contiguous parts of a group-wise weight stay alive in `keep` while `w` points into them.
+PackedWeight groupwise_rows(const at::Tensor& packed, const at::Tensor& scale, const at::Tensor& zero_point,
+                            int64_t k, int64_t bits, int64_t group_size, std::array<at::Tensor, 3>& keep) {
+  keep = {packed.contiguous(), scale.contiguous(), zero_point.contiguous()};
+  PackedWeight w = packed_rows(keep[0], keep[0].size(0), k, static_cast<int>(bits), QDecode::kUintx);
+  w.group_scale = keep[1].const_data_ptr<float>();
+  w.group_zero = keep[2].const_data_ptr<int32_t>();
+  w.group_size = group_size;
+  return w;
+}
+
 at::Tensor uintx_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,
                                         const at::Tensor& zero_point, int64_t bits, int64_t group_size,
                                         const OptTensor& bias) {
@@ -218,18 +237,33 @@ at::Tensor uintx_weight_only_linear_cpu(const at::Tensor& input, const at::Tenso
   const char* op = "uintx_weight_only_linear";
   const ops::QLinearDims d = ops::check_packed_groupwise(packed, scale, zero_point, bits, group_size, op);
   const int64_t k = d.k.expect_int();
-  if (kern == nullptr || group_size % vec::kCodeChunk != 0 || !rows_byte_aligned(packed, k, bits))
+  if (kern == nullptr || !groupwise_fast(packed, k, bits, group_size))
     return uintx_weight_only_linear_ref(input, packed, scale, zero_point, bits, group_size, bias);
   ops::check_qlinear_input(input, d.k, op);
   ops::check_qlinear_bias(bias, d.n, op);
-  const at::Tensor pc = packed.contiguous();
-  const at::Tensor sc = scale.contiguous();
-  const at::Tensor zc = zero_point.contiguous();
-  PackedWeight w = packed_rows(pc, pc.size(0), k, static_cast<int>(bits), QDecode::kUintx);
-  w.group_scale = sc.const_data_ptr<float>();
-  w.group_zero = zc.const_data_ptr<int32_t>();
-  w.group_size = group_size;
+  std::array<at::Tensor, 3> keep;
+  const PackedWeight w = groupwise_rows(packed, scale, zero_point, k, bits, group_size, keep);
   return finish(weight_only_acc(*kern, input, w), input, bias);
+}
+
+// int4dq: the reference's fake-quantized int8 activations (float32), then the weight-only kernels
+// on its 4-bit weight (the uintx decode, in float32 as the reference dequantizes), and the
+// reference's epilogue: bias added in float32, then the cast.
+at::Tensor int8_dynamic_activation_int4_linear_cpu(const at::Tensor& input, const at::Tensor& packed,
+                                                   const at::Tensor& scale, const at::Tensor& zero_point,
+                                                   int64_t group_size, const OptTensor& bias) {
+  const vec::Kernels* kern = qlinear_kernels();
+  const char* op = "int8_dynamic_activation_int4_linear";
+  const ops::QLinearDims d = ops::check_packed_groupwise(packed, scale, zero_point, 4, group_size, op);
+  const int64_t k = d.k.expect_int();
+  if (kern == nullptr || !groupwise_fast(packed, k, 4, group_size))
+    return int8_dynamic_activation_int4_linear_ref(input, packed, scale, zero_point, group_size, bias);
+  ops::check_qlinear_input(input, d.k, op);
+  ops::check_qlinear_bias(bias, d.n, op);
+  std::array<at::Tensor, 3> keep;
+  const PackedWeight w = groupwise_rows(packed, scale, zero_point, k, 4, group_size, keep);
+  const at::Tensor x_fq = fake_quantize_int8_per_token(input.reshape({-1, k}));
+  return unflatten_rows(add_bias(weight_only_acc(*kern, x_fq, w), bias).to(input.scalar_type()), input);
 }
 
 at::Tensor int8_dynamic_activation_int8_linear_cpu(const at::Tensor& input, const at::Tensor& weight,
@@ -301,6 +335,7 @@ TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
   m.impl("float8_weight_only_linear", &float8_weight_only_linear_cpu);
   m.impl("fpx_weight_only_linear", &fpx_weight_only_linear_cpu);
   m.impl("uintx_weight_only_linear", &uintx_weight_only_linear_cpu);
+  m.impl("int8_dynamic_activation_int4_linear", &int8_dynamic_activation_int4_linear_cpu);
   m.impl("int8_dynamic_activation_int8_linear", &int8_dynamic_activation_int8_linear_cpu);
 }
 

@@ -114,17 +114,20 @@ at::Tensor dequantize_groupwise(const at::Tensor& packed, const at::Tensor& scal
 
 }  // namespace
 
+at::Tensor fake_quantize_int8_per_token(const at::Tensor& x2d) {
+  const at::Tensor x = x2d.to(at::kFloat);
+  const int64_t k = x.size(1);
+  auto [xs, xzp] = core::choose_qparams_affine(x, {1, k}, "int8", "asymmetric");
+  const at::Tensor xq = core::quantize_affine(x, {1, k}, xs, xzp, "int8");
+  return core::dequantize_affine(xq, {1, k}, xs, xzp, "int8");
+}
+
 at::Tensor int8_dynamic_activation_int4_linear_ref(const at::Tensor& input, const at::Tensor& packed,
                                                    const at::Tensor& scale, const at::Tensor& zero_point,
                                                    int64_t group_size, const OptTensor& bias) {
   const char* op = "int8_dynamic_activation_int4_linear";
   check_concrete(input, check_packed_groupwise(packed, scale, zero_point, 4, group_size, op), bias, op);
-  // Per-token asymmetric int8 activations, fake-quantized in float32 (as QAT's forward does).
-  const at::Tensor x = flatten_rows(input).to(at::kFloat);
-  const int64_t k = x.size(1);
-  auto [xs, xzp] = core::choose_qparams_affine(x, {1, k}, "int8", "asymmetric");
-  const at::Tensor xq = core::quantize_affine(x, {1, k}, xs, xzp, "int8");
-  const at::Tensor x_fq = core::dequantize_affine(xq, {1, k}, xs, xzp, "int8");
+  const at::Tensor x_fq = fake_quantize_int8_per_token(flatten_rows(input));
   const at::Tensor w = dequantize_groupwise(packed, scale, zero_point, 4, group_size, at::kFloat);
   at::Tensor y = add_bias(at::linear(x_fq, w), bias);
   return unflatten_rows(y.to(input.scalar_type()), input);

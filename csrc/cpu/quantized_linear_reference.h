@@ -23,6 +23,10 @@ inline at::Tensor add_bias(at::Tensor y, const std::optional<at::Tensor>& bias) 
   return bias.has_value() ? y.add_(bias->to(y.scalar_type())) : y;
 }
 
+// int4dq's activations: (M, K) rows fake-quantized to int8 per token, asymmetric, in float32 (as
+// QAT's forward does), with the core ops.
+at::Tensor fake_quantize_int8_per_token(const at::Tensor& x2d);
+
 at::Tensor int8_weight_only_linear_ref(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& scale,
                                        const std::optional<at::Tensor>& bias);
 

@@ -25,7 +25,7 @@ torch.manual_seed(0)
 out = {"kernels": lowbit.build_info()["cpu_kernels"]}
 N = 40
 FORMATS = ("int8wo", "float8wo", "float8wo_e5m2", "fp6_e3m2", "fp5_e2m2", "fp4_e2m1", "fp3_e1m1", "uint4wo-32",
-           "uint3wo-32", "uint2wo-64", "uint5wo-32", "uint6wo-32", "float8dq_e4m3_row", "int8dq")
+           "uint3wo-32", "uint2wo-64", "uint5wo-32", "uint6wo-32", "int4dq-32", "float8dq_e4m3_row", "int8dq")
 F = torch.nn.functional
 for K in (96, 104):
     base = torch.nn.Linear(K, N)
