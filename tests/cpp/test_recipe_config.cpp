@@ -4,11 +4,12 @@
 #include <lowbit/recipes/config.h>
 #include <lowbit/recipes/remove_tree.h>
 
+#include "recipe_test_support.h"
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include <unistd.h>  // getpid: test folders of concurrent runs apart
 
 namespace {
 
@@ -21,10 +22,7 @@ using lowbit::recipes::load_config;
 class RecipeConfig : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("lowbit_cfg_" + std::to_string(::getpid()) + "_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    lowbit::recipes::remove_tree(dir_.string());
+    dir_ = recipe_test::fresh_test_dir("cfg");
     fs::create_directories(dir_ / "model");
     write("model/tiny.yaml", "model:\n  dim: 64\n  n_layers: 2\n  norm_eps: 1.0e-5\n  name: tiny\n");
     write("optim.yaml", "optim:\n  name: adamw\n  lr: 0.001\n  betas: [0.9, 0.95]\n  fused: false\n");

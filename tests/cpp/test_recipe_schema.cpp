@@ -7,6 +7,8 @@
 #include <lowbit/recipes/recipe.h>
 #include <lowbit/recipes/remove_tree.h>
 
+#include "recipe_test_support.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -69,8 +71,8 @@ TEST(RecipeSchema, BadValuesNameTheKeyAndTheAllowedValues) {
 }
 
 TEST(RecipeSchema, QuantizeConfigsEntriesAreShorthands) {
-  if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
-  const fs::path ckpt = fs::temp_directory_path() / "lowbit_schema_ckpt";
+  if (!recipe_test::fortunes_installed()) GTEST_SKIP() << "fortunes not installed";
+  const fs::path ckpt = recipe_test::fresh_test_dir("schema");
   fs::create_directories(ckpt);
   std::ofstream(ckpt / "model.safetensors") << "";
   const std::string at = "finetune.checkpoint=" + ckpt.string();
@@ -99,7 +101,7 @@ TEST(RecipeSchema, EveryProblemIsReportedAtOnce) {
 }
 
 TEST(RecipeSchema, FilesMaySetOnlyDeclaredKeys) {
-  const fs::path dir = fs::temp_directory_path() / "lowbit_schema_files";
+  const fs::path dir = recipe_test::fresh_test_dir("schema");
   fs::create_directories(dir);
   std::ofstream(dir / "typo.yaml") << "defaults: [" << kConfigs << "/pretrain_tiny]\ntrain:\n  stepz: 3\n";
   std::string msg;

@@ -8,10 +8,11 @@
 #include <lowbit/recipes/config.h>
 #include <lowbit/recipes/pretrain.h>
 #include <lowbit/recipes/recipe.h>
-#include <lowbit/recipes/remove_tree.h>
 #include <lowbit/sparse/convert.h>
 
 #include <ATen/ops/equal.h>
+
+#include "recipe_test_support.h"
 
 #include <cmath>
 #include <filesystem>
@@ -22,33 +23,14 @@ namespace {
 namespace fs = std::filesystem;
 using namespace lowbit::recipes;
 
-const std::string kConfig = std::string(LOWBIT_RECIPES_DIR) + "/configs/pretrain_tiny.yaml";
-
-// pretrain_tiny shrunk to seconds (as test_recipe_train.cpp), in float32 with AdamW: 2:4 and float8
+// pretrain_tiny shrunk to seconds (recipe_test_support.h), in float32 with AdamW: 2:4 and float8
 // training do not combine.
-Config tiny(const std::string& out, std::vector<std::string> extra) {
-  std::vector<std::string> o = {"model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1",
-                                "model.hidden_dim=64", "model.max_seq_len=32", "data.seq_len=32",
-                                "data.batch_size=4", "train.steps=8", "train.warmup_steps=2", "train.eval_batches=2",
-                                "train.eval_every=0", "train.checkpoint_every=0", "train.log_every=1",
-                                "optim.lr=0.01", "optim.name=adamw", "float8.enabled=false",
-                                "train.output_dir=" + out};
-  o.insert(o.end(), extra.begin(), extra.end());
-  return recipe("pretrain").schema.load(kConfig, o);
+lowbit::recipes::Config tiny(const std::string& out, std::vector<std::string> extra) {
+  extra.insert(extra.begin(), {"optim.name=adamw", "float8.enabled=false"});
+  return recipe_test::tiny_pretrain(out, std::move(extra));
 }
 
-class RecipeSparse : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
-    dir_ = fs::temp_directory_path() /
-           ("lowbit_sparse_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    remove_tree(dir_.string());
-  }
-  void TearDown() override { remove_tree(dir_.string()); }
-  std::string out(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+class RecipeSparse : public recipe_test::RecipeTestDir {};
 
 TEST(SparseSchedule, DenseAfterStep) {
   using lowbit::sparse::dense_after_step;

@@ -4,47 +4,25 @@
 
 #include <lowbit/io/safetensors.h>
 #include <lowbit/recipes/config.h>
-#include <lowbit/recipes/remove_tree.h>
 #include <lowbit/recipes/pretrain.h>
 #include <lowbit/recipes/recipe.h>
 
 #include <ATen/ops/equal.h>
 
+#include "recipe_test_support.h"
+
 #include <cmath>
 #include <filesystem>
-#include <unistd.h>  // getpid: test folders of concurrent runs apart
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace lowbit::recipes;
 
-const std::string kConfig = std::string(LOWBIT_RECIPES_DIR) + "/configs/pretrain_tiny.yaml";
+// pretrain_tiny shrunk to seconds (recipe_test_support.h).
+constexpr auto tiny = &recipe_test::tiny_pretrain;
 
-// pretrain_tiny shrunk to seconds: 2 layers of width 32, 4 x 32 tokens per step.
-Config tiny(const std::string& out, std::vector<std::string> extra) {
-  std::vector<std::string> o = {"model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1",
-                                "model.hidden_dim=64", "model.max_seq_len=32", "data.seq_len=32",
-                                "data.batch_size=4", "train.steps=8", "train.warmup_steps=2", "train.eval_batches=2",
-                                "train.eval_every=0", "train.checkpoint_every=0", "train.log_every=1",
-                                "optim.lr=0.01", "train.output_dir=" + out};
-  o.insert(o.end(), extra.begin(), extra.end());
-  return recipe("pretrain").schema.load(kConfig, o);
-}
-
-class RecipeTrain : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!fs::is_directory("/usr/share/games/fortunes")) GTEST_SKIP() << "fortunes not installed";
-    dir_ = fs::temp_directory_path() /
-           ("lowbit_train_" + std::to_string(::getpid()) + "_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    lowbit::recipes::remove_tree(dir_.string());
-  }
-  void TearDown() override { lowbit::recipes::remove_tree(dir_.string()); }
-  std::string out(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+class RecipeTrain : public recipe_test::RecipeTestDir {};
 
 TEST(RecipeSchedule, WarmupThenCosine) {
   EXPECT_DOUBLE_EQ(lr_at(0, 1.0, 10, 110, 0.1), 0.1);
@@ -102,7 +80,7 @@ TEST_F(RecipeTrain, BadValuesAreErrorsBeforeAnyWork) {
   EXPECT_THROW(tiny(out("bad"), {"train.stepz=3"}), ConfigError);
   EXPECT_THROW(tiny(out("bad"), {"train.steps=many"}), ConfigError);
   // A config that skipped the schema is checked again by pretrain() itself, before it creates anything.
-  Config c = load_config_onto(recipe("pretrain").schema.defaults(), kConfig, {"train.output_dir=" + out("raw")});
+  Config c = load_config_onto(recipe("pretrain").schema.defaults(), recipe_test::pretrain_tiny_yaml(), {"train.output_dir=" + out("raw")});
   c.apply_override("train.steps=0");
   EXPECT_THROW(pretrain(c, true), ConfigError);
   EXPECT_FALSE(fs::exists(out("raw")));

@@ -19,17 +19,10 @@ pytestmark = [
 ]
 from lowbit_recipes.pretrain_llama import main, pretrain  # noqa: E402
 from lowbit_recipes.training import lr_at  # noqa: E402
+from recipe_support import tiny_overrides  # noqa: E402
 
 CONFIG = os.path.join(recipes.config_dir(), "pretrain_tiny.yaml")
 TRAIN_TOOL = os.path.join(recipes.bin_dir(), "lowbit-train")
-
-
-def tiny_overrides(out, *extra):
-    """pretrain_tiny shrunk to seconds (the same overrides as tests/cpp/test_recipe_train.cpp)."""
-    return ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.hidden_dim=64",
-            "model.max_seq_len=32", "data.seq_len=32", "data.batch_size=4", "train.steps=8",
-            "train.warmup_steps=2", "train.eval_batches=2", "train.eval_every=0", "train.checkpoint_every=0",
-            "train.log_every=1", "optim.lr=0.01", f"train.output_dir={out}", *extra]
 
 
 def run(out, *extra):

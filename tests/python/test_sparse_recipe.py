@@ -22,18 +22,16 @@ pytestmark = [
     pytest.mark.skipif(not os.path.isdir(data.FORTUNES_DIR), reason="fortunes not installed"),
 ]
 from lowbit_recipes.pretrain_llama import pretrain  # noqa: E402
+from recipe_support import tiny_overrides  # noqa: E402
 
 CONFIG = os.path.join(recipes.config_dir(), "pretrain_tiny.yaml")
 TRAIN_TOOL = os.path.join(recipes.bin_dir(), "lowbit-train")
 
 
 def overrides(out, *extra):
-    """pretrain_tiny shrunk to seconds (as tests/cpp/test_recipe_sparse.cpp), float32 AdamW."""
-    return ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.hidden_dim=64",
-            "model.max_seq_len=32", "data.seq_len=32", "data.batch_size=4", "train.steps=8",
-            "train.warmup_steps=2", "train.eval_batches=2", "train.eval_every=0", "train.checkpoint_every=0",
-            "train.log_every=1", "optim.lr=0.01", "optim.name=adamw", "float8.enabled=false",
-            f"train.output_dir={out}", *extra]
+    """pretrain_tiny shrunk to seconds (recipe_support.py), in float32 with AdamW: 2:4 and float8
+    training do not combine."""
+    return tiny_overrides(out, "optim.name=adamw", "float8.enabled=false", *extra)
 
 
 def run(out, *extra):
