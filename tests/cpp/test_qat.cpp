@@ -1,9 +1,10 @@
 // lowbit::qat prepare / convert on lowbit::nn::Linear: the straight-through gradient reaches the
-// weights, and the converted int4dq model computes exactly what the prepared model computed
-// (same float32 fake-quant arithmetic; see tests/python/test_qat.py for the bound argument).
+// weights, and the converted int4dq model computes what the prepared model computed (the same
+// float32 fake-quant arithmetic, summed in another order by the CPU's int4dq kernels; see
+// tests/python/test_qat.py for the bound argument).
 #include <gtest/gtest.h>
 
-#include <ATen/ops/equal.h>
+#include <ATen/ops/allclose.h>
 #include <ATen/ops/randn.h>
 #include <torch/utils.h>
 
@@ -14,7 +15,7 @@ namespace {
 
 using namespace lowbit;
 
-TEST(Qat, ConvertedEqualsPreparedAndGradientsFlow) {
+TEST(Qat, ConvertedMatchesPreparedAndGradientsFlow) {
   torch::manual_seed(0);
   torch::nn::Module root;
   auto fc = root.register_module("fc", nn::Linear(128, 64));
@@ -30,7 +31,7 @@ TEST(Qat, ConvertedEqualsPreparedAndGradientsFlow) {
   qat::convert(root);
   EXPECT_EQ(fc->method().name(), "int4dq-32");
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(at::equal(fc->forward(x), y.detach()));
+  EXPECT_TRUE(at::allclose(fc->forward(x), y.detach(), /*rtol=*/1e-5, /*atol=*/1e-5));
 }
 
 TEST(Qat, BadConfigIsAnError) {

@@ -1,9 +1,11 @@
 """QAT: lowbit::fake_quantize_affine (forward = the affine ops, straight-through gradient),
 prepare / convert, prepared-vs-converted agreement, and QAT beating post-training quantization.
 
-Bounds: Int8DynActInt4WeightQATConfig converts to exactly the prepared forward (both run the same
-float32 fake-quant arithmetic: per-token int8 activations, int4 weights as uint4 codes with zero
-point 8, which dequantize to the same floats), so the test asserts equality. Int4WeightOnlyQATConfig
+Bounds: Int8DynActInt4WeightQATConfig converts to the prepared forward's arithmetic (per-token int8
+activations, int4 weights as uint4 codes with zero point 8, which dequantize to the same floats);
+only the float32 summation order differs (the CPU's fused int4dq kernels against aten's GEMM), so
+one layer agrees to float32 rounding and a two-layer model, where that rounding may flip an int8
+activation code of the second layer, to >= 60 dB SQNR (one flip costs ~70 dB). Int4WeightOnlyQATConfig
 converts to tinygemm, which keeps scale and zero in bf16 and computes in bf16: each dequantized
 weight moves by at most a few bf16 ulps of its group's range, and the test bounds the output SQNR
 between prepared and converted models at >= 35 dB (measured ~45 dB).
@@ -60,16 +62,17 @@ def mlp(dtype=torch.float32):
     return torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.GELU(), torch.nn.Linear(128, 64)).to(dtype)
 
 
-def test_int8_dyn_act_int4_weight_converted_equals_prepared():
+def test_int8_dyn_act_int4_weight_converted_matches_prepared():
     model = qat.prepare(mlp(), qat.Int8DynActInt4WeightQATConfig(group_size=32))
     assert isinstance(model[0], qat.FakeQuantizedLinear)
     x = torch.randn(6, 256, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        prepared = model(x)
+        prepared, prepared_first = model(x), model[0](x)
     qat.convert(model)
     assert isinstance(model[0].weight, QuantizedTensor) and model[0].weight.config_name == "int4dq-32"
     with torch.no_grad():
-        assert torch.equal(model(x), prepared)
+        torch.testing.assert_close(model[0](x), prepared_first, rtol=1e-5, atol=1e-5)
+        assert sqnr(prepared, model(x)) >= 60.0
 
 
 def test_int4_weight_only_converted_matches_prepared_within_bound():
