@@ -82,8 +82,9 @@ def run_one(name: str, quick: bool, out_dir: str, cap_s: float) -> dict:
     seconds = time.perf_counter() - start
     table_md = os.path.splitext(out_json)[0] + ".md"
     table = open(table_md).read() if os.path.exists(table_md) else log[-4000:]
-    return {"name": name, "script": script, "command": " ".join(cmd[1:]), "status": status,
-            "seconds": round(seconds, 1), "table": table}
+    shown = " ".join(os.path.relpath(a) if os.path.isabs(a) else a for a in cmd[1:])  # paths from here
+    return {"name": name, "script": script, "command": shown, "status": status, "seconds": round(seconds, 1),
+            "table": table}
 
 
 def main(argv=None) -> int:
