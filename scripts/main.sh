@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job, at mini scale on a CPU (about seven minutes on 2 idle cores; run scripts/setup.sh first):
+# The main job, at mini scale on a CPU (about eight minutes on 2 idle cores: 481 s measured; run scripts/setup.sh first):
 #   1. the core from both faces (the C++ example against the installed package, the Python ops);
 #   2. pretrain a mini Llama (7.08M parameters: 4 layers, dim 384, SwiGLU 1152, byte tokens) on
 #      fortunes in C++ (lowbit-train, pretrain_mini: 650 steps of 8 x 128 bytes): float8 training
 #      (emulated on a CPU) with AdamW8bit, warm-up + cosine, checkpoints, validation perplexity
-#      (8.65 after 650 steps);
+#      (8.65-8.68 after 650 steps);
 #   3. fine-tune it in Python (QAT when lowbit.qat is built in, else plain), quantize_ it to eleven
 #      formats and autoquant, and print the table (perplexity and its change, weight SQNR, decode
 #      tokens/s, weight GB/s, memory = model + run peak, size), saved with table.png and
