@@ -8,7 +8,8 @@
 
 namespace lowbit::recipes {
 
-// Resident and peak resident memory of this process in bytes (from /proc/self/status; 0 if unknown).
+// Resident and peak resident memory of this process in bytes (from /proc/self/status; 0 if unknown),
+// read after glibc returns its free heap pages to the OS (malloc_trim), so rss tracks live memory.
 struct ProcessMemory {
   int64_t rss = 0;
   int64_t peak_rss = 0;

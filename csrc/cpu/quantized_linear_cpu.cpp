@@ -14,7 +14,9 @@
 //                        weights) and multiplied with aten's float32 GEMM, parallel over tiles.
 //     Each weight equals the reference's (decoded and rounded to the input dtype); the sums run
 //     in float32 in another order, then the epilogue (int8wo's scale, bias, the cast) is the
-//     reference's own ATen ops. float8wo with float32 input scales the sum, not each weight.
+//     reference's own ATen ops, except that for float32 input the per-column scale multiply runs
+//     in the kernel's tasks (the same one float32 rounding). float8wo with float32 input scales
+//     the sum, not each weight.
 //   int8_dynamic_activation_int8   the reference's per-token quantization (core ops), an exact
 //                        int32 GEMM (VNNI / vpmaddwd), the reference's epilogue: bit-equal.
 //   int8_dynamic_activation_int4   the reference's fake-quantized activations, then the
@@ -76,27 +78,47 @@ QRound round_of(at::ScalarType t) {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// acc (M, N) float32 = x (M, K) @ w^T, w the reference's weight in the input's dtype.
-at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, PackedWeight w) {
+// x (M, K) as float32 rows of kp >= K values, zero past K (the kernels read whole chunks of
+// codes); float32 input with kp == K is used as it is, without a copy.
+at::Tensor padded_rows(const at::Tensor& x2d, int64_t kp) {
+  if (kp == x2d.size(1)) return x2d.to(at::kFloat).contiguous();
+  at::Tensor xf = at::zeros({x2d.size(0), kp}, x2d.options().dtype(at::kFloat));
+  xf.narrow(1, 0, x2d.size(1)).copy_(x2d);
+  return xf;
+}
+
+// out[m][n] *= col_scale[n] for columns [n0, n1): the float32 epilogue multiply, one rounding as
+// ATen's mul_ rounds it, done inside the kernel's task (no pass of its own over the output).
+void scale_columns(float* out, int64_t m, int64_t n, int64_t n0, int64_t n1, const float* col_scale) {
+  if (col_scale == nullptr) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = n0; j < n1; ++j) out[i * n + j] *= col_scale[j];
+}
+
+// acc (M, N) float32 = x (M, K) @ w^T, w the reference's weight in the input's dtype, each column
+// then times col_scale[n] when given (float32 input: the reference's epilogue multiply).
+at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, PackedWeight w,
+                           const float* col_scale = nullptr) {
   const at::Tensor x2d = input.reshape({-1, w.k});
   const int64_t m = x2d.size(0), n = w.n, k = w.k;
   w.round = round_of(input.scalar_type());
   at::Tensor acc = at::empty({m, n}, input.options().dtype(at::kFloat));
   if (m == 0 || n == 0) return acc;
   float* out = acc.data_ptr<float>();
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), vec::kCodeChunk);
   if (m <= kGemvMaxRows) {
-    const int64_t kp = round_up(std::max<int64_t>(k, 1), vec::kCodeChunk);
-    at::Tensor xf = at::zeros({m, kp}, acc.options());
-    xf.narrow(1, 0, k).copy_(x2d);
-    const float* xp = xf.data_ptr<float>();
+    const at::Tensor xf = padded_rows(x2d, kp);
+    const float* xp = xf.const_data_ptr<float>();
     // At least 64 KiB of weight per task: thread start-up stays small beside the row streaming.
     const int64_t grain = std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(w.row_bytes, 1));
-    at::parallel_for(0, n, grain, [&](int64_t n0, int64_t n1) { kern.qlinear_gemv(w, xp, m, kp, n0, n1, out, n); });
+    at::parallel_for(0, n, grain, [&](int64_t n0, int64_t n1) {
+      kern.qlinear_gemv(w, xp, m, kp, n0, n1, out, n);
+      scale_columns(out, m, n, n0, n1, col_scale);
+    });
     return acc;
   }
   if (m <= kGemmMaxRows) {
     // x transposed in blocks of kGemmBlock rows, zero-padded (the kernel's layout, kernels.h).
-    const int64_t kp = round_up(std::max<int64_t>(k, 1), vec::kCodeChunk);
     const int64_t blocks = (m + vec::kGemmBlock - 1) / vec::kGemmBlock;
     at::Tensor xp = at::zeros({blocks * vec::kGemmBlock, kp}, acc.options());
     xp.narrow(0, 0, m).narrow(1, 0, k).copy_(x2d);
@@ -110,7 +132,9 @@ at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, Pa
       const float* xtp = xt.const_data_ptr<float>() + m0 * kp;
       float* out0 = out + m0 * n;
       at::parallel_for(0, row_blocks, grain, [&](int64_t b0, int64_t b1) {
-        kern.qlinear_gemm(w, xtp, rows, kp, b0 * vec::kGemmRowAlign, std::min(n, b1 * vec::kGemmRowAlign), out0, n);
+        const int64_t n0 = b0 * vec::kGemmRowAlign, n1 = std::min(n, b1 * vec::kGemmRowAlign);
+        kern.qlinear_gemm(w, xtp, rows, kp, n0, n1, out0, n);
+        scale_columns(out0, rows, n, n0, n1, col_scale);
       });
     }
     return acc;
@@ -126,6 +150,7 @@ at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, Pa
       const int64_t n0 = t * tile, rows = std::min(tile, n - n0);
       kern.qlinear_dequantize(w, n0, n0 + rows, buf.data_ptr<float>());
       acc.narrow(1, n0, rows).copy_(at::mm(xf, buf.narrow(0, 0, rows).t()));
+      scale_columns(out, m, n, n0, n0 + rows, col_scale);
     }
   });
   return acc;
@@ -161,10 +186,14 @@ at::Tensor int8_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor
   ops::check_qlinear_input(input, d.k, op);
   ops::check_qlinear_bias(bias, d.n, op);
   const at::Tensor wc = weight.contiguous();
-  const at::Tensor acc =
-      weight_only_acc(*kern, input, packed_rows(wc, wc.size(0), wc.size(1), 8, QDecode::kInt8));
-  // The reference's epilogue: GEMM output in the input dtype, times the scale in that dtype.
-  at::Tensor y = acc.to(input.scalar_type());
+  const PackedWeight w = packed_rows(wc, wc.size(0), wc.size(1), 8, QDecode::kInt8);
+  // The reference's epilogue: GEMM output in the input dtype, times the scale in that dtype (for
+  // float32 input one float32 multiply per output, done in the kernel's tasks).
+  if (input.scalar_type() == at::kFloat) {
+    const at::Tensor sc = scale.to(at::kFloat).contiguous();
+    return unflatten_rows(add_bias(weight_only_acc(*kern, input, w, sc.const_data_ptr<float>()), bias), input);
+  }
+  at::Tensor y = weight_only_acc(*kern, input, w).to(input.scalar_type());
   y = y.mul_(scale.reshape({1, -1}).to(y.scalar_type()));
   return unflatten_rows(add_bias(y, bias), input);
 }
@@ -187,8 +216,7 @@ at::Tensor float8_weight_only_linear_cpu(const at::Tensor& input, const at::Tens
   }
   // float32 input: the kernel sums x * float(code) and the row's scale multiplies the sum once
   // (the reference scales each weight first; a one-hot x gives the same bits either way).
-  const at::Tensor acc = weight_only_acc(*kern, input, w).mul_(sc.reshape({1, -1}));
-  return finish(acc, input, bias);
+  return finish(weight_only_acc(*kern, input, w, sc.const_data_ptr<float>()), input, bias);
 }
 
 at::Tensor fpx_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor& packed, const at::Tensor& scale,

@@ -8,7 +8,8 @@
 //     output, so no summation order is involved, and the outputs must be equal;
 //   - random inputs agree within the float32-order bound 2 K 2^-24 sum_k |x_k w_k| (plus the
 //     output's last rounding, which may fall either way);
-//   - int8_dynamic_activation_int8 is bit-equal (an exact int32 GEMM, the reference's epilogue).
+//   - int8_dynamic_activation_int8 is bit-equal (an exact int32 GEMM, the reference's epilogue);
+//   - int8_dynamic_activation_int4 agrees within that bound for its fake-quantized x.
 #include <gtest/gtest.h>
 
 #include <ATen/TensorOperators.h>
@@ -32,6 +33,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <lowbit/cpu/quantized_linear_reference.h>
@@ -142,6 +144,10 @@ std::vector<Case> cases() {
     c.push_back(uintx(33, 192, bits, 64));
     c.push_back(uintx(5, 96, bits, 16));  // groups of 16: the reference path
   }
+  // K a multiple of 32: float32 rows of x go to the GEMV without a padded copy.
+  c.push_back(int8wo(20, 64));
+  c.push_back(float8wo(9, 96, at::kFloat8_e4m3fn));
+  c.push_back(float8wo(9, 96, at::kFloat8_e5m2));
   // Enough rows for the GEMM to split them between threads (>= 64 KiB of weight per task): the
   // split falls on a multiple of its row blocks.
   c.push_back(int8wo(2100, 40));
@@ -197,6 +203,42 @@ TEST(QuantizedLinearCpu, WeightOnlyMatchesReference) {
               const std::string what = tag + " M=" + std::to_string(x.numel() / c.k) + (b ? " bias" : "");
               const OptTensor unbiased = c.ref(x, std::nullopt);
               expect_close(c.op(x, b), c.ref(x, b), mag, c.k, what, unbiased);
+            }
+          }
+        });
+      }
+    }
+  }
+}
+
+// int8_dynamic_activation_int4: both sides fake-quantize x with the same function, then the
+// kernels run the weight-only paths on the 4-bit weight in float32: within the float32-order
+// bound of |x_fq| |w| for every path (GEMV, GEMM, tiles) and kernel set.
+TEST(QuantizedLinearCpu, Int8DynamicInt4MatchesReference) {
+  const auto sets = qlinear_sets();
+  if (sets.empty()) GTEST_SKIP() << "this CPU runs no kernel set with quantized-linear kernels";
+  at::manual_seed(2);
+  auto op = lowbit::ops::find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                            int64_t, const OptTensor&)>("lowbit::int8_dynamic_activation_int4_linear");
+  for (auto [n, k, g] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{7, 64, 32}, {33, 192, 64}, {14, 768, 256}}) {
+    const at::Tensor p = randbytes(n, k / 2);
+    const at::Tensor s = at::rand({n, k / g}) * 0.02 + 0.001;
+    const at::Tensor z = at::randint(0, 16, {n, k / g}, at::kInt);
+    const at::Tensor bias = at::randn({n});
+    // The dequantized weight (K, N) in float32, as int4dq's reference computes with it.
+    const at::Tensor w_t = lowbit::cpu::uintx_weight_only_linear_ref(at::eye(k), p, s, z, 4, g, std::nullopt);
+    for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+      for (KernelSet set : sets) {
+        with_kernels(set, [&] {
+          for (int64_t m : {1, 5, 8, 9, 32, 100, 257}) {
+            const at::Tensor x = at::randn({m, k}).to(t);
+            const at::Tensor mag = at::matmul(lowbit::cpu::fake_quantize_int8_per_token(x).abs(), w_t.abs());
+            for (const OptTensor& b : {OptTensor(), OptTensor(bias)}) {
+              const std::string what = "int4dq-" + std::to_string(g) + " N=" + std::to_string(n) + " K=" +
+                                       std::to_string(k) + " M=" + std::to_string(m) + " " + c10::toString(t) + " " +
+                                       lowbit::cpu::vec::kernel_set_name(set) + (b ? " bias" : "");
+              expect_close(op.call(x, p, s, z, g, b),
+                           lowbit::cpu::int8_dynamic_activation_int4_linear_ref(x, p, s, z, g, b), mag, k, what);
             }
           }
         });

@@ -38,7 +38,7 @@ struct Float8Decoder {
   }
   LOWBIT_QL_INLINE void seek(int64_t) {}
   LOWBIT_QL_INLINE void chunk(const uint8_t* p, int64_t, FVec (&out)[kVecs]) const {
-    for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes, daz);
+    widen_float8_chunk<kE4M3>(p, daz, out);
     if (w.row_scale == nullptr) return;
     for (int h = 0; h < kVecs; ++h) out[h] = out[h] * scale;
     for (int h = 0; h < kVecs; h += 2) round_to(w.round, out[h], out[h + 1]);

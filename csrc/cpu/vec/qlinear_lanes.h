@@ -169,22 +169,28 @@ LOWBIT_QL_INLINE FVec widen_int8(const uint8_t* p) {
 // AVX-512 e4m3 path below multiplies denormal float32 bit patterns, so it then takes the half route.
 LOWBIT_QL_INLINE bool denormals_are_zero() { return (_mm_getcsr() & 0x0040u) != 0; }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// 16 e4m3 codes (sign-extended to 32 bits) -> float, exactly, for every code but the NaN ones
+// (magnitude 0x7f, left to the caller). Four instructions where the half route takes ten: shifted
+// left by 20, the code has its sign in bit 31 (and copies of it in 30..27, masked off) and its 7
+// magnitude bits in float32's exponent / mantissa bits 26..20; that float is the e4m3 value times
+// 2^-120 for normal and subnormal codes alike (a denormal float32 for the latter: not under DAZ),
+// so one multiply by 2^120 gives it exactly.
+LOWBIT_QL_INLINE __m512 e4m3_to_float_but_nan(__m512i s) {
+  const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(s, 20), _mm512_set1_epi32(static_cast<int>(0x87f00000u)));
+  return _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
+}
+#endif
+
 template <bool kE4M3>
 LOWBIT_QL_INLINE FVec widen_float8(const uint8_t* p, bool daz = true) {
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (kE4M3) {
     if (!daz) {
-      // Seven instructions where the half route takes ten: the code sign-extended to 32 bits and shifted
-      // left by 20 puts the sign in bit 31 (and copies of it in 30..27, masked off) and the 7
-      // magnitude bits in float32's exponent / mantissa bits 26..20; that float is the e4m3 value
-      // times 2^-120 for normal and subnormal codes alike (a denormal float32 for the latter),
-      // so one multiply by 2^120 gives it exactly. Magnitude 0x7f is NaN.
-      const __m512i s = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(s, 20), _mm512_set1_epi32(static_cast<int>(0x87f00000u)));
-      const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
-      const __m512i mag = _mm512_set1_epi32(0x07f00000);
-      const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(bits, mag), mag);
-      return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(__builtin_nanf("")));
+      const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __mmask16 nan = _mm_cmpeq_epi8_mask(_mm_and_si128(codes, _mm_set1_epi8(0x7f)), _mm_set1_epi8(0x7f));
+      return _mm512_mask_mov_ps(e4m3_to_float_but_nan(_mm512_cvtepi8_epi32(codes)), nan,
+                                _mm512_set1_ps(__builtin_nanf("")));
     }
   }
   const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -211,6 +217,30 @@ LOWBIT_QL_INLINE FVec widen_float8(const uint8_t* p, bool daz = true) {
     return _mm256_blendv_ps(v, _mm256_set1_ps(__builtin_nanf("")), nan);
   }
 #endif
+}
+
+// A chunk's kCodeChunk float8 codes -> float, as widen_float8. The AVX-512 e4m3 route looks for
+// NaN codes once per chunk (one byte compare of its 32 codes) and patches lanes only when it finds
+// one, which a quantized weight never holds.
+template <bool kE4M3>
+LOWBIT_QL_INLINE void widen_float8_chunk(const uint8_t* p, bool daz, FVec (&out)[kVecs]) {
+#if defined(CPU_CAPABILITY_AVX512)
+  static_assert(kVecs == 2, "a chunk of 32 codes is two AVX-512 vectors");
+  if constexpr (kE4M3) {
+    if (!daz) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      out[0] = e4m3_to_float_but_nan(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(codes)));
+      out[1] = e4m3_to_float_but_nan(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(codes, 1)));
+      const __mmask32 nan = _mm256_cmpeq_epi8_mask(_mm256_and_si256(codes, _mm256_set1_epi8(0x7f)), _mm256_set1_epi8(0x7f));
+      if (__builtin_expect(nan != 0, 0)) {
+        out[0] = _mm512_mask_mov_ps(out[0], static_cast<__mmask16>(nan), _mm512_set1_ps(__builtin_nanf("")));
+        out[1] = _mm512_mask_mov_ps(out[1], static_cast<__mmask16>(nan >> 16), _mm512_set1_ps(__builtin_nanf("")));
+      }
+      return;
+    }
+  }
+#endif
+  for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes, daz);
 }
 
 // ---- round_to: float32 -> dtype -> float32 ----------------------------------------------------------

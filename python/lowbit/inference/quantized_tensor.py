@@ -40,9 +40,12 @@ class QuantizedTensor(torch.Tensor):
         self.part_names = tuple(names)
         for name, p in zip(names, parts):
             setattr(self, name, p)
-        # The per-call path: the format's op and its constant arguments, resolved once.
-        self._linear_op = getattr(_ops, config.linear_op)
+        # The per-call path, resolved once: the format's op (its one overload, which skips the
+        # packet's overload resolution), and its arguments after x (the parts, then constants).
+        # Parts are only ever set here; copy_ writes into them in place.
+        self._linear_op = getattr(_ops, config.linear_op).default
         self._linear_args = tuple(config.linear_op_args)
+        self._linear_call_args = (*parts, *self._linear_args)
 
     @property
     def parts(self) -> List[torch.Tensor]:
@@ -94,7 +97,7 @@ class QuantizedTensor(torch.Tensor):
                         "gradient would reach it; call weight.requires_grad_(False) (inputs and upstream layers "
                         "still get gradients; load_state_dict(..., assign=True) copies requires_grad from the float "
                         "model), or train the float weight with lowbit.qat")
-                return w._linear_op(x, *w.parts, *w._linear_args, bias)
+                return w._linear_op(x, *w._linear_call_args, bias)
         with torch._C.DisableTorchFunctionSubclass():
             return func(*args, **kwargs)
 
