@@ -22,7 +22,7 @@ struct Int8Decoder {
   LOWBIT_QL_INLINE void start_row(int64_t) {}
   LOWBIT_QL_INLINE void seek(int64_t) {}
   LOWBIT_QL_INLINE void chunk(const uint8_t* p, int64_t, FVec (&out)[kVecs]) const {
-    for (int h = 0; h < kVecs; ++h) out[h] = widen_int8(p + h * kLanes);
+    widen_int8_chunk(p, out);
   }
 };
 

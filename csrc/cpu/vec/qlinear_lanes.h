@@ -184,6 +184,19 @@ struct Table {
 
 // ---- widen: bytes -> float32 ----------------------------------------------------------------------
 
+// A chunk's kCodeChunk int8 values -> float, exactly. AVX-512: one 32-byte load whose halves widen
+// from registers.
+LOWBIT_QL_INLINE void widen_int8_chunk(const uint8_t* p, FVec (&out)[kVecs]) {
+#if defined(CPU_CAPABILITY_AVX512)
+  const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(codes)));
+  out[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(codes, 1)));
+#else
+  for (int h = 0; h < kVecs; ++h)
+    out[h] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + h * kLanes))));
+#endif
+}
+
 // kLanes int8 values -> float, exactly.
 LOWBIT_QL_INLINE FVec widen_int8(const uint8_t* p) {
 #if defined(CPU_CAPABILITY_AVX512)
