@@ -197,15 +197,6 @@ LOWBIT_QL_INLINE void widen_int8_chunk(const uint8_t* p, FVec (&out)[kVecs]) {
 #endif
 }
 
-// kLanes int8 values -> float, exactly.
-LOWBIT_QL_INLINE FVec widen_int8(const uint8_t* p) {
-#if defined(CPU_CAPABILITY_AVX512)
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-#else
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-#endif
-}
-
 // kLanes float8 codes -> float, exactly as c10's conversions: e5m2 is the high byte of a half
 // (inf and NaN included); e4m3fn's magnitude bits placed as a half's are the value / 2^8 for
 // normal and subnormal codes alike (the exponent biases differ by 8), and its one NaN code per
