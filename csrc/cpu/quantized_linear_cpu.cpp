@@ -191,7 +191,7 @@ at::Tensor int8_weight_only_linear_cpu(const at::Tensor& input, const at::Tensor
   // float32 input one float32 multiply per output, done in the kernel's tasks).
   if (input.scalar_type() == at::kFloat) {
     const at::Tensor sc = scale.to(at::kFloat).contiguous();
-    return unflatten_rows(add_bias(weight_only_acc(*kern, input, w, sc.const_data_ptr<float>()), bias), input);
+    return finish(weight_only_acc(*kern, input, w, sc.const_data_ptr<float>()), input, bias);
   }
   at::Tensor y = weight_only_acc(*kern, input, w).to(input.scalar_type());
   y = y.mul_(scale.reshape({1, -1}).to(y.scalar_type()));

@@ -46,10 +46,6 @@ using IVec = __m512i;
 LOWBIT_QL_INLINE IVec iota_i32() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 LOWBIT_QL_INLINE IVec set1_i32(int v) { return _mm512_set1_epi32(v); }
 LOWBIT_QL_INLINE IVec add_i32(IVec a, IVec b) { return _mm512_add_epi32(a, b); }
-LOWBIT_QL_INLINE IVec srli_i32(IVec a, int s) { return _mm512_srli_epi32(a, s); }
-LOWBIT_QL_INLINE IVec and_i32(IVec a, IVec b) { return _mm512_and_si512(a, b); }
-LOWBIT_QL_INLINE IVec sub_i32(IVec a, IVec b) { return _mm512_sub_epi32(a, b); }
-LOWBIT_QL_INLINE IVec mul_i32(IVec a, int b) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(b)); }
 LOWBIT_QL_INLINE FVec to_float(IVec a) { return FVec(_mm512_cvtepi32_ps(a)); }
 #else
 static_assert(kLanes == 8, "AVX2 float vectors hold 8 lanes");
@@ -78,12 +74,11 @@ LOWBIT_QL_INLINE FVec to_float(IVec a) { return FVec(_mm256_cvtepi32_ps(a)); }
 //   AVX2: per vector of 8 codes, the two 32-bit words a code may span are permuted into its lane,
 //     shifted and or-ed.
 struct CodePlan {
-  int bits = 8;
 #if defined(CPU_CAPABILITY_AVX512)
   __m512i qwords, byte_pairs, shifts, mask16;
   __mmask32 load_mask;
 
-  explicit CodePlan(int b) : bits(b) {
+  explicit CodePlan(int b) {
     alignas(64) int64_t q[8];
     alignas(64) uint8_t pairs[64];
     alignas(64) uint16_t shift[32];
@@ -113,6 +108,7 @@ struct CodePlan {
     out[1] = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(c, 1));
   }
 #else
+  int bits;
   IVec lo_word[kVecs], hi_word[kVecs], right[kVecs], left[kVecs], mask;
 
   explicit CodePlan(int b) : bits(b) {
@@ -201,8 +197,9 @@ LOWBIT_QL_INLINE void widen_int8_chunk(const uint8_t* p, FVec (&out)[kVecs]) {
 // (inf and NaN included); e4m3fn's magnitude bits placed as a half's are the value / 2^8 for
 // normal and subnormal codes alike (the exponent biases differ by 8), and its one NaN code per
 // sign (magnitude 0x7f) becomes NaN.
-// `daz`: this thread's MXCSR treats denormal inputs as zero (torch.set_flush_denormal(True)); the
-// AVX-512 e4m3 path below multiplies denormal float32 bit patterns, so it then takes the half route.
+// `daz` (widen_float8_chunk): this thread's MXCSR treats denormal inputs as zero
+// (torch.set_flush_denormal(True)); the AVX-512 e4m3 route there multiplies denormal float32 bit
+// patterns, so it then takes this half route.
 LOWBIT_QL_INLINE bool denormals_are_zero() { return (_mm_getcsr() & 0x0040u) != 0; }
 
 #if defined(CPU_CAPABILITY_AVX512)
@@ -219,16 +216,8 @@ LOWBIT_QL_INLINE __m512 e4m3_to_float_but_nan(__m512i s) {
 #endif
 
 template <bool kE4M3>
-LOWBIT_QL_INLINE FVec widen_float8(const uint8_t* p, bool daz = true) {
+LOWBIT_QL_INLINE FVec widen_float8(const uint8_t* p) {
 #if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (kE4M3) {
-    if (!daz) {
-      const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      const __mmask16 nan = _mm_cmpeq_epi8_mask(_mm_and_si128(codes, _mm_set1_epi8(0x7f)), _mm_set1_epi8(0x7f));
-      return _mm512_mask_mov_ps(e4m3_to_float_but_nan(_mm512_cvtepi8_epi32(codes)), nan,
-                                _mm512_set1_ps(__builtin_nanf("")));
-    }
-  }
   const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   if constexpr (!kE4M3) {
     return _mm512_cvtph_ps(_mm256_slli_epi16(b, 8));
@@ -276,7 +265,7 @@ LOWBIT_QL_INLINE void widen_float8_chunk(const uint8_t* p, bool daz, FVec (&out)
     }
   }
 #endif
-  for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes, daz);
+  for (int h = 0; h < kVecs; ++h) out[h] = widen_float8<kE4M3>(p + h * kLanes);
 }
 
 // ---- round_to: float32 -> dtype -> float32 ----------------------------------------------------------

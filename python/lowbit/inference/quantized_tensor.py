@@ -44,8 +44,7 @@ class QuantizedTensor(torch.Tensor):
         # packet's overload resolution), and its arguments after x (the parts, then constants).
         # Parts are only ever set here; copy_ writes into them in place.
         self._linear_op = getattr(_ops, config.linear_op).default
-        self._linear_args = tuple(config.linear_op_args)
-        self._linear_call_args = (*parts, *self._linear_args)
+        self._linear_call_args = (*parts, *config.linear_op_args)
 
     @property
     def parts(self) -> List[torch.Tensor]:
