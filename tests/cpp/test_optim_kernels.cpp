@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include <lowbit/core/adamw_lowbit.h>
+#include <lowbit/core/optimizer_state_formats.h>
 #include <lowbit/core/quantization_maps.h>
 #include <lowbit/cpu/adamw_lowbit.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
@@ -183,6 +185,8 @@ at::Tensor make_grad(const Case& c, int step) {
   const int64_t n = flat.numel();
   flat.narrow(0, 0, std::min<int64_t>(n, 37)).mul_(1e-30);  // subnormal-ish moments
   if (n > 100) flat.narrow(0, 50, 20).zero_();
+  // Whole blocks and rows whose v is subnormal (~1e-44): scales raised to FLT_MIN (normal_scale).
+  if (n > 2048) flat.narrow(0, 1024, 1024).mul_(1e-21);
   if (step >= 1 && n > 1000) {
     flat[n / 3] = INFINITY;
     flat[n / 2] = -INFINITY;
@@ -260,6 +264,29 @@ TEST(OptimKernels, VectorizedEqualsReference) {
       ASSERT_TRUE(same_values(s1.exp_avg_sq, s2.exp_avg_sq)) << kernel_name(kernel);
     }
   }
+}
+
+// The kernels encode rank-1 blocks with max(1 / row, 1 / column) of the raised statistics where
+// the format says 1 / rank1_scale(row, column): equal, because 1 / s rounds monotonically
+// (0 -> +inf, subnormal -> FLT_MIN first).
+TEST(OptimKernels, Rank1ReciprocalIsMaxOfReciprocals) {
+  std::vector<float> stats = {0.0f, 1e-45f, 1e-40f, FLT_MIN, 1.5f * FLT_MIN, 1e-20f, 0.3f, 1.0f, 7.0f, 1e30f, FLT_MAX};
+  at::manual_seed(5);
+  const at::Tensor r = at::rand({2000}).mul_(40).sub_(30).exp2_();  // 2^-30 .. 2^10
+  for (int64_t i = 0; i < r.numel(); ++i) stats.push_back(r[i].item<float>());
+  for (float a : stats) {
+    for (float b : stats) {
+      const float want = core::scale_reciprocal(core::rank1_scale(a, b));
+      const float got = std::max(core::scale_reciprocal(core::normal_scale(a)), core::scale_reciprocal(core::normal_scale(b)));
+      ASSERT_EQ(bits_of(want), bits_of(got)) << a << " " << b;
+    }
+  }
+  // Raised scales keep 1 / scale finite; 0 stays 0 (reciprocal +inf: normalizes to 0).
+  EXPECT_EQ(core::normal_scale(1e-40f), FLT_MIN);
+  EXPECT_EQ(core::normal_scale(0.0f), 0.0f);
+  EXPECT_TRUE(std::isfinite(core::scale_reciprocal(core::map_scale_from_absmax(1e-45f))));
+  EXPECT_EQ(core::normalize_by_scale(3.0f, 0.0f), 0.0f);
+  EXPECT_EQ(core::normalize_by_scale(NAN, 2.0f), 0.0f);
 }
 
 // Every code decodes as the reference decodes it: states holding each code (m: all 256 or 16; v:

@@ -52,8 +52,15 @@ def per_element(scales: torch.Tensor, n: int, block_size: int) -> torch.Tensor:
     return scales.repeat_interleave(block_size)[:n]
 
 
-def _safe_div(x, s):
-    return torch.where(s > 0, x / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(x))
+def normal_scale(s):
+    """A positive scale below the smallest normal float is raised to it (its reciprocal stays finite)."""
+    tiny = torch.finfo(torch.float32).tiny
+    return torch.where((s > 0) & (s < tiny), torch.full_like(s, tiny), s)
+
+
+def _normalize(x, s):
+    """x * (1 / s): the states encode with the block's reciprocal, not a division; 0 where s == 0."""
+    return torch.where(s > 0, x * (1 / torch.where(s > 0, s, torch.ones_like(s))), torch.zeros_like(x))
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -101,7 +108,7 @@ def decode(layout: Layout, codes_m, scale_m, codes_v, scale_v):
 
 def rank1_scales(layout: Layout, stats: torch.Tensor) -> torch.Tensor:
     r, c = stats[: layout.rows], stats[layout.rows :]
-    return torch.minimum(r[:, None], c[None, :]).reshape(-1)
+    return normal_scale(torch.minimum(r[:, None], c[None, :]).reshape(-1))
 
 
 def encode(layout: Layout, m: torch.Tensor, v: torch.Tensor):
@@ -110,25 +117,27 @@ def encode(layout: Layout, m: torch.Tensor, v: torch.Tensor):
     am = blocks(m.abs(), B).amax(1)
     av = blocks(v.abs(), B).amax(1)
     if layout.fmt == "fp8":
-        sm, sv = am / 448, av / 448
+        sm, sv = normal_scale(am / 448), normal_scale(av / 448)
 
         def cast(x, s):
-            return _safe_div(x, per_element(s, n, B)).clamp(-448, 448).to(torch.float8_e4m3fn)
+            return _normalize(x, per_element(s, n, B)).clamp(-448, 448).to(torch.float8_e4m3fn)
 
         return cast(m, sm), sm, cast(v, sv), sv
     if layout.fmt == "8bit":
         mm, vm = dynamic_tree_map(8, True), dynamic_tree_map(8, False)
-        cm = nearest_codes(_safe_div(m, per_element(am, n, B)), mm)
-        cv = nearest_codes(_safe_div(v, per_element(av, n, B)), vm)
+        am, av = normal_scale(am), normal_scale(av)
+        cm = nearest_codes(_normalize(m, per_element(am, n, B)), mm)
+        cv = nearest_codes(_normalize(v, per_element(av, n, B)), vm)
         return cm, am, cv, av
     mm, vm = dynamic_tree_map(4, True), linear_map_without_zero(4)
-    cm = pack_nibbles(nearest_codes(_safe_div(m, per_element(am, n, B)), mm))
+    am, av = normal_scale(am), normal_scale(av)
+    cm = pack_nibbles(nearest_codes(_normalize(m, per_element(am, n, B)), mm))
     if layout.rank1:
         vv = v.view(layout.rows, layout.cols)
         stats = torch.cat([vv.amax(1), vv.amax(0)])
-        cv = pack_nibbles(nearest_codes(_safe_div(v, rank1_scales(layout, stats)), vm))
+        cv = pack_nibbles(nearest_codes(_normalize(v, rank1_scales(layout, stats)), vm))
         return cm, am, cv, stats
-    cv = pack_nibbles(nearest_codes(_safe_div(v, per_element(av, n, B)), vm))
+    cv = pack_nibbles(nearest_codes(_normalize(v, per_element(av, n, B)), vm))
     return cm, am, cv, av
 
 

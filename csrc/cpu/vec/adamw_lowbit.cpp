@@ -10,7 +10,7 @@
 //            of the 16-entry table (4-bit), times the block's scale;
 //   update   the AdamW element math on at::vec::Vectorized<float>, with the finite absmax of the
 //            new m and v accumulated in registers;
-//   encode   floats -> codes: x / scale, then the map's bucket table (map_lookup.h: one gather
+//   encode   floats -> codes: x * (1 / scale), then the map's bucket table (map_lookup.h: one gather
 //            and one compare instead of an 8-step binary search), or c10's float -> e4m3
 //            rounding in integer lanes (fp8).
 // The lane-level steps (gathers, nibble packing, narrowing) are in adamw_lowbit_lanes.h. Tails
@@ -39,18 +39,34 @@ constexpr int64_t kMaxBlock = 4096;
 
 // ---- one block ---------------------------------------------------------------------------------
 
-// The block's rank-1 scales min(row max, column max) from stats (rows row maxima, then columns).
-void fill_rank1_scales(const float* stats, int64_t rows, int64_t cols, int64_t begin, int64_t len, float* out) {
+// Per element of a block, from per-row then per-column values (rows then cols floats): the
+// rank-1 scale min(row, column) of raised statistics (Rank1::scales), or the reciprocal
+// max(1 / row, 1 / column) = 1 / min(row, column) of their reciprocals (Rank1::reciprocals).
+template <bool kReciprocal>
+void fill_rank1(const float* stats, int64_t rows, int64_t cols, int64_t begin, int64_t len, float* out) {
+  auto pick = [](Vec a, Vec b) { return kReciprocal ? max_not_nan(a, b) : min_not_nan(a, b); };
   int64_t k = 0;
   while (k < len) {
     const int64_t e = begin + k, i = e / cols, j = e % cols, n = std::min(len - k, cols - j);
     const Vec r(stats[i]);
     const float* c = stats + rows + j;
     int64_t u = 0;
-    for (; u + kN <= n; u += kN) min_not_nan(r, Vec::loadu(c + u)).store(out + k + u);
-    for (; u < n; ++u) out[k + u] = core::rank1_scale(stats[i], c[u]);
+    for (; u + kN <= n; u += kN) pick(r, Vec::loadu(c + u)).store(out + k + u);
+    for (; u < n; ++u) out[k + u] = kReciprocal ? std::max(stats[i], c[u]) : std::min(stats[i], c[u]);
     k += n;
   }
+}
+
+// A parameter's rank-1 statistics as the kernel reads them: each raised by core::normal_scale,
+// so min(row, column) is core::rank1_scale, and the reciprocals of the new ones.
+struct Rank1 {
+  std::unique_ptr<float[]> scales, reciprocals;
+};
+
+std::unique_ptr<float[]> raised(const float* stats, int64_t n) {
+  std::unique_ptr<float[]> out(new float[n]);
+  for (int64_t i = 0; i < n; ++i) out[i] = core::normal_scale(stats[i]);
+  return out;
 }
 
 // Decodes len 8-bit codes with one scale (core::decode_with_map).
@@ -83,46 +99,50 @@ void decode_nibbles(const float* table16, const uint8_t* bytes, int64_t begin, c
   }
 }
 
-// Encodes len values with a map: out[k] = nearest code of normalize(x[k], scale).
+// Encodes len values with a map: out[k] = nearest code of normalize(x[k], 1 / scale).
 void encode_map(const LookupView& lk, const core::QuantMap& map, const float* x, float scale, int64_t len,
                 uint8_t* out) {
   if (!(scale > 0.0f)) {
     std::memset(out, lk.zero_index, len);
     return;
   }
-  const Vec s(scale);
+  const Vec r(core::scale_reciprocal(scale));
   int64_t k = 0;
-  for (; k + kN <= len; k += kN) store_bytes(lookup_index(lk, normalize(Vec::loadu(x + k), s)), out + k);
+  for (; k + kN <= len; k += kN) store_bytes(lookup_index(lk, normalize(Vec::loadu(x + k), r)), out + k);
   for (; k < len; ++k) out[k] = core::encode_with_map(map.values, map.size, x[k], scale);
 }
 
 // The same for a 16-entry map as packed nibbles from even element `begin`, with one scale or
-// per-element scales.
-void encode_map_nibbles(const Search16& search, const core::QuantMap& map, const float* x, const float* scales,
-                        float scale, int64_t begin, int64_t len, uint8_t* bytes) {
+// per-element reciprocals of the scales.
+void encode_map_nibbles(const Search16& search, const core::QuantMap& map, const float* x,
+                        const float* reciprocals, float scale, int64_t begin, int64_t len, uint8_t* bytes) {
+  const Vec r(core::scale_reciprocal(scale));
   int64_t k = 0;
   for (; k + kN <= len; k += kN) {
     const Vec xv = Vec::loadu(x + k);
-    const Vec q = scales ? normalize_any(xv, Vec::loadu(scales + k))
-                         : (scale > 0.0f ? normalize(xv, Vec(scale)) : Vec(0.0f));
+    const Vec q = reciprocals ? normalize_any(xv, Vec::loadu(reciprocals + k))
+                              : (scale > 0.0f ? normalize(xv, r) : Vec(0.0f));
     store_nibbles(search_index16(search, q), bytes + (begin + k) / 2);
   }
   for (; k < len; k += 2) {
     uint8_t code[2] = {0, 0};
-    for (int64_t h = 0; h < 2 && k + h < len; ++h)
-      code[h] = core::encode_with_map(map.values, map.size, x[k + h], scales ? scales[k + h] : scale);
+    for (int64_t h = 0; h < 2 && k + h < len; ++h) {
+      const float q = reciprocals ? core::normalize_by_reciprocal(x[k + h], reciprocals[k + h])
+                                  : core::normalize_by_scale(x[k + h], scale);
+      code[h] = static_cast<uint8_t>(core::nearest_map_index(map.values, map.size, q));
+    }
     bytes[(begin + k) / 2] = core::pack_nibbles(code[0], code[1]);
   }
 }
 
 void encode_fp8(const float* x, float scale, int64_t len, uint8_t* out) {
-  const Vec s(scale), lo(-core::kE4M3Max), hi(core::kE4M3Max);
+  const Vec r(core::scale_reciprocal(scale)), lo(-core::kE4M3Max), hi(core::kE4M3Max);
   const bool zero = !(scale > 0.0f);
   int64_t k = 0;
   for (; k + kN <= len; k += kN) {
     const Vec xv = Vec::loadu(x + k);
     // NaN lanes give a NaN q; at::vec::clamp keeps it, and store_e4m3 replaces it.
-    const Vec q = zero ? Vec(0.0f) : at::vec::clamp(xv / s, lo, hi);
+    const Vec q = zero ? Vec(0.0f) : at::vec::clamp(xv * r, lo, hi);
     store_e4m3(xv, q, out + k);
   }
   for (; k < len; ++k) out[k] = core::encode_fp8_state(x[k], scale).x;
@@ -193,7 +213,7 @@ struct Scratch {
 
 template <core::StateLayout L, typename P>
 void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64_t block_size, bool sr,
-                const float* new_stats, Scratch& s) {
+                const Rank1& rank1, Scratch& s) {
   using core::StateLayout;
   const int64_t begin = block * block_size, len = std::min(block_size, t.numel - begin);
   P* param = static_cast<P*>(t.param) + begin;
@@ -224,7 +244,7 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
   } else {
     decode_nibbles(tb.map4_m->values, mc, begin, nullptr, t.m_scale[block], len, m);
     if constexpr (L == StateLayout::k4bitRank1) {
-      fill_rank1_scales(t.v_scale, t.rows, t.cols, begin, len, s.s_old);
+      fill_rank1<false>(rank1.scales.get(), t.rows, t.cols, begin, len, s.s_old);
       decode_nibbles(tb.map4_v->values, vc, begin, s.s_old, 0.0f, len, v);
     } else {
       decode_nibbles(tb.map4_v->values, vc, begin, nullptr, t.v_scale[block], len, v);
@@ -258,7 +278,7 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
     const float ms = core::map_scale_from_absmax(m_absmax);
     encode_map_nibbles(tb.search4_m, *tb.map4_m, m, nullptr, ms, begin, len, mo);
     if constexpr (L == StateLayout::k4bitRank1) {
-      fill_rank1_scales(new_stats, t.rows, t.cols, begin, len, s.s_new);
+      fill_rank1<true>(rank1.reciprocals.get(), t.rows, t.cols, begin, len, s.s_new);
       encode_map_nibbles(tb.search4_v, *tb.map4_v, v, s.s_new, 0.0f, begin, len, vo);
     } else {
       const float vs = core::map_scale_from_absmax(v_absmax);
@@ -273,7 +293,7 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
 // Buffers are plain arrays: an out-of-line std::vector member emitted here would be built for this
 // file's instruction set, and the linker could hand that copy to code running anywhere.
 template <typename P>
-std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables& tb) {
+std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables& tb, const float* old_scales) {
   const int64_t rows = t.rows, cols = t.cols;
   const uint8_t* vc = static_cast<const uint8_t*>(t.v);
   const P* grad = static_cast<const P*>(t.grad);
@@ -300,8 +320,8 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
           bf16_to_float(grad + e0, cols, g.get());
           gf = g.get();
         }
-        const float* col_old = t.v_scale + rows;  // the old rank-1 scale of (i, j): min(row i, column j)
-        const Vec row_old(t.v_scale[i]);
+        const float* col_old = old_scales + rows;  // the old rank-1 scale of (i, j): min(row i, column j)
+        const Vec row_old(old_scales[i]);
         Vec rm(0.0f);
         int64_t j = 0;
         for (; j + kN <= cols; j += kN) {
@@ -315,7 +335,7 @@ std::unique_ptr<float[]> rank1_statistics(const ParamSlot& t, const KernelTables
         float r = reduce_max(rm);
         for (; j < cols; ++j) {
           const float old = core::mul_rn(table[core::nibble(vc[(e0 + j) / 2], e0 + j)],
-                                         core::rank1_scale(t.v_scale[i], col_old[j]));
+                                         core::rank1_scale(old_scales[i], col_old[j]));
           const float nv = core::v_scale_part(core::adamw_second_moment(old, gf[j], c));
           r = std::max(r, nv);
           cm[j] = std::max(cm[j], nv);
@@ -333,12 +353,19 @@ template <core::StateLayout L, typename P>
 void step_layout(const ParamSlot& t, int64_t block_size, bool sr) {
   const KernelTables& tb = adamw::kernel_tables();
   std::unique_ptr<float[]> new_stats;
-  if constexpr (L == core::StateLayout::k4bitRank1) new_stats = rank1_statistics<P>(t, tb);
+  Rank1 rank1;
+  if constexpr (L == core::StateLayout::k4bitRank1) {
+    const int64_t n = t.rows + t.cols;
+    rank1.scales = raised(t.v_scale, n);
+    new_stats = rank1_statistics<P>(t, tb, rank1.scales.get());
+    rank1.reciprocals = raised(new_stats.get(), n);
+    for (int64_t i = 0; i < n; ++i) rank1.reciprocals[i] = core::scale_reciprocal(rank1.reciprocals[i]);
+  }
   const int64_t blocks = core::num_blocks(t.numel, block_size);
   const int64_t grain = std::max<int64_t>(1, 32768 / block_size);
   at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
     auto scratch = std::make_unique<Scratch>();
-    for (int64_t b = b0; b < b1; ++b) step_block<L, P>(t, tb, b, block_size, sr, new_stats.get(), *scratch);
+    for (int64_t b = b0; b < b1; ++b) step_block<L, P>(t, tb, b, block_size, sr, rank1, *scratch);
   });
   if (new_stats) std::memcpy(t.v_scale, new_stats.get(), sizeof(float) * (t.rows + t.cols));
 }
