@@ -20,6 +20,7 @@
 
 #include <lowbit/core/optimizer_state_formats.h>
 #include <lowbit/cpu/adamw_lowbit_tables.h>
+#include <lowbit/cpu/vec/vec_util.h>
 
 namespace lowbit::cpu::vec::CPU_CAPABILITY {
 namespace {
@@ -89,10 +90,6 @@ inline __m512i search_index16(const Search16& search, Vec qv) {
   }
   return idx;
 }
-
-// max for lanes that are not NaN (at::vec::maximum spends three more operations on NaN).
-inline Vec max_not_nan(Vec a, Vec b) { return _mm512_max_ps(a, b); }
-inline Vec min_not_nan(Vec a, Vec b) { return _mm512_min_ps(a, b); }
 
 inline void store_bytes(__m512i idx, uint8_t* out) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(idx));
@@ -183,9 +180,6 @@ inline __m256i search_index16(const Search16& search, Vec qv) {
   return step(idx, search.step3, 1, 1);
 }
 
-inline Vec max_not_nan(Vec a, Vec b) { return _mm256_max_ps(a, b); }
-inline Vec min_not_nan(Vec a, Vec b) { return _mm256_min_ps(a, b); }
-
 inline __m128i narrow_bytes(__m256i idx) {  // 8 lanes in [0, 255] -> 8 bytes (low half)
   const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(idx), _mm256_extracti128_si256(idx, 1));
   return _mm_packus_epi16(w, w);
@@ -262,9 +256,6 @@ inline Lanes search_index16(const Search16& search, Vec qv) {
   return r;
 }
 
-inline Vec max_not_nan(Vec a, Vec b) { return at::vec::maximum(a, b); }
-inline Vec min_not_nan(Vec a, Vec b) { return at::vec::minimum(a, b); }
-
 inline void store_bytes(const Lanes& idx, uint8_t* out) {
   for (int k = 0; k < kN; ++k) out[k] = static_cast<uint8_t>(idx.v[k]);
 }
@@ -291,17 +282,8 @@ inline float reduce_max(Vec v) {
   return r;
 }
 
-// The masked steps below take AVX-512 mask registers: at::vec's comparisons there return a
-// vector, so `a & (a <= b)` costs a compare, a mask-to-vector move and an AND, and those moves
-// share a port with the divisions and square roots of the update (measured: the fp8 step 25%
-// slower with one such mask per encoded value).
+// The masked steps below take AVX-512 mask registers, as vec_util.h's finite_abs does (why there).
 #if defined(CPU_CAPABILITY_AVX512)
-
-// |x| where finite, else 0 (core::finite_abs, core::v_scale_part per lane).
-inline Vec finite_abs(Vec x) {
-  const __mmask16 non_finite = _mm512_fpclass_ps_mask(x, 0x01 | 0x08 | 0x10 | 0x80);  // NaN, +-inf
-  return _mm512_maskz_and_ps(static_cast<__mmask16>(~non_finite), x, _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF)));
-}
 
 // core::m_scale_part per lane: |m| where m and v are finite, else 0.
 inline Vec m_scale_part(Vec m, Vec v) {
@@ -323,11 +305,6 @@ inline Vec normalize_any(Vec x, Vec reciprocal) {
 }
 
 #else
-
-inline Vec finite_abs(Vec x) {
-  const Vec a = x.abs();
-  return a & (a <= Vec(kFltMax));
-}
 
 inline Vec m_scale_part(Vec m, Vec v) {
   const Vec a = m.abs();
