@@ -1,4 +1,6 @@
-// CPU reference kernels of the float8 scaling-step ops: the same per-element functions
+// CPU kernels of the float8 scaling-step ops: the vectorized kernels of the current set
+// (csrc/cpu/vec/float8_cast.cpp) for float32 / bfloat16 / float16 input, else the scalar
+// reference below. The reference uses the same per-element functions
 // (core/float8_format.h) and the same amax over the finite values (core::float8_amax_term) as
 // cast_to_float8's kernels, so the three steps reproduce cast_to_float8(x, dtype, "tensor") bit for bit.
 #include <ATen/Parallel.h>
@@ -9,16 +11,26 @@
 #include <math.h>
 
 #include <lowbit/core/float8_format.h>
+#include <lowbit/cpu/vec/kernels.h>
 #include <lowbit/ops/float8_scale_checks.h>
 
 namespace lowbit::cpu {
 namespace {
 
+// The dtypes the vectorized kernels read (others go through float32 on the reference path).
+bool vectorizable(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf; }
+
 at::Tensor float8_amax_cpu(at::TensorList xs) {
   ops::check_float8_amax_args(xs);
   at::Tensor out = at::empty({static_cast<int64_t>(xs.size())}, xs[0].options().dtype(at::kFloat));
   float* o = out.data_ptr<float>();
+  const vec::Kernels* kernels = vec::kernels();
   for (size_t i = 0; i < xs.size(); ++i) {
+    if (kernels != nullptr && vectorizable(xs[i].scalar_type())) {
+      const at::Tensor xc = xs[i].contiguous();
+      o[i] = kernels->float8_amax(xc.const_data_ptr(), xc.scalar_type(), xc.numel());
+      continue;
+    }
     const at::Tensor xf = xs[i].contiguous().to(at::kFloat);
     const float* x = xf.const_data_ptr<float>();
     float m = 0.0f;
@@ -52,6 +64,12 @@ at::Tensor cast_to_float8_with_scale_cpu(const at::Tensor& x, const at::Tensor& 
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(dtype));
   const float s = scale.reshape({}).item<float>();  // a CPU scalar: no device sync on this path
   const float max_finite = core::float8_max_finite(dtype);
+  if (const vec::Kernels* k = vec::kernels(); k != nullptr && vectorizable(x.scalar_type())) {
+    const at::Tensor xc = x.contiguous();
+    k->cast_to_float8_with_scale(xc.const_data_ptr(), xc.scalar_type(), xc.numel(), s, dtype == at::kFloat8_e5m2,
+                                 static_cast<uint8_t*>(out.data_ptr()));
+    return out;
+  }
   if (dtype == at::kFloat8_e4m3fn) {
     cast_with_scale(xf.const_data_ptr<float>(), out.data_ptr<c10::Float8_e4m3fn>(), xf.numel(), s, max_finite);
   } else {

@@ -25,6 +25,7 @@
 #include <lowbit/core/bit_packing.h>
 #include <lowbit/core/fake_quantize.h>
 #include <lowbit/core/float8_cast.h>
+#include <lowbit/core/float8_scale.h>
 #include <lowbit/core/fpx.h>
 #include <lowbit/core/scaled_mm.h>
 #include <lowbit/cpu/vec/kernels.h>
@@ -115,6 +116,33 @@ TEST(CpuKernels, Float8CastMatchesReference) {
               expect_same(std::get<1>(got), std::get<1>(ref), what + " scale");
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// float8_amax and cast_to_float8_with_scale (FSDP's float8 all-gather steps) as their reference
+// computes them, non-finite values included (sample's), and together equal to the tensorwise cast.
+TEST(CpuKernels, Float8ScaleStepsMatchReference) {
+  for (KernelSet set : vectorized_sets()) {
+    for (const auto& shape : kShapes) {
+      for (at::ScalarType in : {at::kFloat, at::kBFloat16, at::kHalf}) {
+        const at::Tensor x = sample(shape, in, 9);
+        const std::string what = std::string(lowbit::cpu::vec::kernel_set_name(set)) + " " + c10::toString(in) +
+                                 " shape " + c10::str(at::IntArrayRef(shape));
+        auto amax = [&](KernelSet s) { return with_kernels(s, [&] { return lowbit::core::float8_amax({x, x * 3}); }); };
+        const at::Tensor ref_amax = amax(KernelSet::Reference);
+        expect_same(amax(set), ref_amax, what + " amax");
+        for (at::ScalarType fp8 : {at::kFloat8_e4m3fn, at::kFloat8_e5m2}) {
+          const at::Tensor scale = lowbit::core::float8_amax_to_scale(ref_amax.narrow(0, 0, 1), fp8);
+          auto cast = [&](KernelSet s) {
+            return with_kernels(s, [&] { return lowbit::core::cast_to_float8_with_scale(x, scale, fp8); });
+          };
+          const at::Tensor got = cast(set);
+          expect_same(got, cast(KernelSet::Reference), what + " " + c10::toString(fp8) + " cast");
+          expect_same(got, std::get<0>(with_kernels(set, [&] { return lowbit::core::cast_to_float8(x, fp8, "tensor"); })),
+                      what + " " + c10::toString(fp8) + " = tensorwise cast_to_float8");
         }
       }
     }

@@ -1,5 +1,6 @@
-// Vectorized CPU kernel of lowbit::cast_to_float8 (reference: csrc/cpu/float8_cast.cpp). One
-// read for the amax and one for the cast, each parallel:
+// Vectorized CPU kernel of lowbit::cast_to_float8 (reference: csrc/cpu/float8_cast.cpp), and of
+// its tensorwise steps as ops of their own, lowbit::float8_amax and cast_to_float8_with_scale
+// (reference: csrc/cpu/float8_scale.cpp). One read for the amax and one for the cast, each parallel:
 //   tensor: amax by parallel_reduce over chunks (max is exact in any order), then the cast;
 //   row:    per row, amax then the cast while the row is in cache;
 //   column: per batch entry, partial column amaxes over row chunks, combined, then the cast.
@@ -34,6 +35,24 @@ float chunked_amax(const T* x, int64_t n) {
   return m;
 }
 
+// The tensorwise steps: amax over all n elements, then the cast with one scale.
+template <typename T>
+float tensor_amax(const T* x, int64_t n) {
+  return at::parallel_reduce(
+      0, n, kGrain, 0.0f, [&](int64_t b, int64_t e, float m) { return std::max(m, chunked_amax(x + b, e - b)); },
+      [](float p, float q) { return std::max(p, q); });
+}
+
+template <typename T, bool kE5M2>
+void tensor_cast(const T* x, int64_t n, float s, uint8_t* out) {
+  const float max_finite = kE5M2 ? core::kE5M2Max : core::kE4M3Max;
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for_float_chunks(x + b, e - b, [&](const float* c, int64_t off, int64_t len) {
+      encode_with_scale<kE5M2>(c, len, s, max_finite, out + b + off);
+    });
+  });
+}
+
 template <typename T, bool kE5M2>
 void cast(const Float8CastArgs& a) {
   const T* x = static_cast<const T*>(a.x);
@@ -42,17 +61,9 @@ void cast(const Float8CastArgs& a) {
   auto scale_of = [&](float amax) { return core::float8_scale_from_amax(amax, max_finite, a.power_of_2); };
 
   if (a.granularity == Float8Granularity::Tensor) {
-    const int64_t n = cols;
-    const float amax = at::parallel_reduce(
-        0, n, kGrain, 0.0f, [&](int64_t b, int64_t e, float m) { return std::max(m, chunked_amax(x + b, e - b)); },
-        [](float p, float q) { return std::max(p, q); });
-    const float s = scale_of(amax);
+    const float s = scale_of(tensor_amax(x, cols));
     a.scale[0] = s;
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      for_float_chunks(x + b, e - b, [&](const float* c, int64_t off, int64_t len) {
-        encode_with_scale<kE5M2>(c, len, s, max_finite, a.out + b + off);
-      });
-    });
+    tensor_cast<T, kE5M2>(x, cols, s, a.out);
     return;
   }
 
@@ -115,6 +126,23 @@ void cast(const Float8CastArgs& a) {
 }
 
 }  // namespace
+
+float float8_amax(const void* x, at::ScalarType dtype, int64_t n) {
+  float amax = 0.0f;
+  visit_float_dtype(dtype, [&](auto tag) { amax = tensor_amax(static_cast<const decltype(tag)*>(x), n); });
+  return amax;
+}
+
+void cast_to_float8_with_scale(const void* x, at::ScalarType dtype, int64_t n, float scale, bool e5m2, uint8_t* out) {
+  visit_float_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (e5m2) {
+      tensor_cast<T, true>(static_cast<const T*>(x), n, scale, out);
+    } else {
+      tensor_cast<T, false>(static_cast<const T*>(x), n, scale, out);
+    }
+  });
+}
 
 void cast_to_float8(const Float8CastArgs& a) {
   visit_float_dtype(a.dtype, [&](auto tag) {

@@ -50,6 +50,12 @@ struct Kernels {
   const char* name;
   // lowbit::cast_to_float8: amax, scales and the saturating cast.
   void (*cast_to_float8)(const Float8CastArgs& a);
+  // The steps of cast_to_float8's tensorwise path as ops of their own (FSDP's float8 all-gather
+  // takes them apart): lowbit::float8_amax of one tensor (the absolute max of its finite values),
+  // and lowbit::cast_to_float8_with_scale's saturating cast with a given scale into float8 bits.
+  float (*float8_amax)(const void* x, at::ScalarType dtype, int64_t n);
+  void (*cast_to_float8_with_scale)(const void* x, at::ScalarType dtype, int64_t n, float scale, bool e5m2,
+                                    uint8_t* out);
   // lowbit::fpx_encode / fpx_decode. decode returns the flat index of the first code wider than
   // the format (then `out` is unspecified), or -1.
   void (*fpx_encode)(const void* x, at::ScalarType dtype, int64_t n, int ebits, int mbits, uint8_t* codes);

@@ -6,6 +6,8 @@
 namespace lowbit::cpu::vec::CPU_CAPABILITY {
 
 void cast_to_float8(const Float8CastArgs& a);
+float float8_amax(const void* x, at::ScalarType dtype, int64_t n);
+void cast_to_float8_with_scale(const void* x, at::ScalarType dtype, int64_t n, float scale, bool e5m2, uint8_t* out);
 void fpx_encode(const void* x, at::ScalarType dtype, int64_t n, int ebits, int mbits, uint8_t* codes);
 int64_t fpx_decode(const uint8_t* codes, int64_t n, int ebits, int mbits, void* out, at::ScalarType out_dtype);
 void affine_choose_qparams(const void* x, at::ScalarType dtype, const AffineRuns& r, bool symmetric, float eps,
@@ -40,6 +42,8 @@ void qlinear_int8_gemm(const int8_t* xq, const int32_t* xsum, int64_t m_rows, in
 void fill_kernels(Kernels* k) {
   k->name = LOWBIT_STR(CPU_CAPABILITY);
   k->cast_to_float8 = &cast_to_float8;
+  k->float8_amax = &float8_amax;
+  k->cast_to_float8_with_scale = &cast_to_float8_with_scale;
   k->fpx_encode = &fpx_encode;
   k->fpx_decode = &fpx_decode;
   k->affine_choose_qparams = &affine_choose_qparams;
