@@ -50,10 +50,14 @@ const KernelTables& kernel_tables() {
       t[b] = static_cast<float>(c10::Float8_e4m3fn(static_cast<uint8_t>(b), c10::Float8_e4m3fn::from_bits()));
     return t;
   }();
+  static const BytePlanes256 p8m = byte_planes(core::dynamic_tree_map(8, true).values);
+  static const BytePlanes256 p8v = byte_planes(core::dynamic_tree_map(8, false).values);
   static const KernelTables tables{&core::dynamic_tree_map(8, true),
                                    &core::dynamic_tree_map(8, false),
                                    &core::dynamic_tree_map(4, true),
                                    &core::linear_map_without_zero_4bit(),
+                                   &p8m,
+                                   &p8v,
                                    view_of(l8m),
                                    view_of(l8v),
                                    search_of(make_map_thresholds16(core::dynamic_tree_map(4, true))),

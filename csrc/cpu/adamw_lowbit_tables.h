@@ -43,8 +43,25 @@ struct Search16 {
   }
 };
 
+// A 256-entry float table as four byte planes (plane p holds byte p of every entry), for decoders
+// that look codes up with byte permutes (vpermi2b) instead of a gather.
+struct BytePlanes256 {
+  alignas(64) uint8_t plane[4][256];
+};
+
+inline BytePlanes256 byte_planes(const float* table) {
+  BytePlanes256 t{};
+  for (int e = 0; e < 256; ++e) {
+    uint32_t bits;
+    std::memcpy(&bits, table + e, sizeof(bits));
+    for (int p = 0; p < 4; ++p) t.plane[p][e] = static_cast<uint8_t>(bits >> (8 * p));
+  }
+  return t;
+}
+
 struct KernelTables {
   const core::QuantMap *map8_m, *map8_v, *map4_m, *map4_v;  // signed / unsigned 8-bit tree, 4-bit tree, 4-bit linear
+  const BytePlanes256 *planes8_m, *planes8_v;               // the 8-bit maps as byte planes
   LookupView lookup8_m, lookup8_v;
   Search16 search4_m, search4_v;
   const float* e4m3;  // float value of each e4m3fn byte (NaN for 0x7F, 0xFF)

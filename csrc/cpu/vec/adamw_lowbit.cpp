@@ -69,10 +69,56 @@ std::unique_ptr<float[]> raised(const float* stats, int64_t n) {
   return out;
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// decode_codes for 64 codes at a time with byte permutes (AVX-512 VBMI): each byte plane of the
+// table is two vpermi2b lookups (entries 0-127, 128-255) and a blend on the code's top bit; two
+// rounds of unpacks put the four planes' bytes back together as floats. The codes are first
+// reordered (one vpermb) so the unpacks, which work within 128-bit lanes, return them in order.
+// Returns how many codes it decoded (a multiple of 64).
+__attribute__((target("avx512vbmi"))) int64_t decode_codes_vbmi(const adamw::BytePlanes256& planes,
+                                                                const uint8_t* codes, float scale, int64_t len,
+                                                                float* out) {
+  alignas(64) uint8_t order[64];
+  for (int lane = 0; lane < 4; ++lane)  // byte lane * 16 + 4 * r + w <- code 16 * r + 4 * lane + w
+    for (int r = 0; r < 4; ++r)
+      for (int w = 0; w < 4; ++w) order[lane * 16 + 4 * r + w] = static_cast<uint8_t>(16 * r + 4 * lane + w);
+  const __m512i perm = _mm512_load_si512(order);
+  __m512i t[4][4];
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 4; ++q) t[p][q] = _mm512_load_si512(planes.plane[p] + 64 * q);
+  const __m512 s = _mm512_set1_ps(scale);
+  int64_t k = 0;
+  for (; k + 64 <= len; k += 64) {
+    const __m512i c = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(codes + k));
+    const __mmask64 upper = _mm512_movepi8_mask(c);
+    __m512i b[4];
+    for (int p = 0; p < 4; ++p)
+      b[p] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(t[p][0], c, t[p][1]),
+                                    _mm512_permutex2var_epi8(t[p][2], c, t[p][3]));
+    const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+    const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+    _mm512_storeu_ps(out + k, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(lo01, lo23)), s));
+    _mm512_storeu_ps(out + k + 16, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(lo01, lo23)), s));
+    _mm512_storeu_ps(out + k + 32, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(hi01, hi23)), s));
+    _mm512_storeu_ps(out + k + 48, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(hi01, hi23)), s));
+  }
+  return k;
+}
+
+bool cpu_has_vbmi() {
+  static const bool has = __builtin_cpu_supports("avx512vbmi");
+  return has;
+}
+#endif
+
 // Decodes len 8-bit codes with one scale (core::decode_with_map).
-void decode_codes(const float* table, const uint8_t* codes, float scale, int64_t len, float* out) {
+void decode_codes(const float* table, const adamw::BytePlanes256& planes, const uint8_t* codes, float scale,
+                  int64_t len, float* out) {
   const Vec s(scale);
   int64_t k = 0;
+#if defined(CPU_CAPABILITY_AVX512)
+  if (cpu_has_vbmi()) k = decode_codes_vbmi(planes, codes, scale, len, out);
+#endif
   for (; k + kN <= len; k += kN) (gather_codes(table, codes + k) * s).store(out + k);
   for (; k < len; ++k) out[k] = core::mul_rn(table[codes[k]], scale);
 }
@@ -236,8 +282,8 @@ void step_block(const ParamSlot& t, const KernelTables& tb, int64_t block, int64
     m = static_cast<float*>(t.m) + begin;
     v = static_cast<float*>(t.v) + begin;
   } else if constexpr (L == StateLayout::kDynamicTree8) {
-    decode_codes(tb.map8_m->values, mc + begin, t.m_scale[block], len, m);
-    decode_codes(tb.map8_v->values, vc + begin, t.v_scale[block], len, v);
+    decode_codes(tb.map8_m->values, *tb.planes8_m, mc + begin, t.m_scale[block], len, m);
+    decode_codes(tb.map8_v->values, *tb.planes8_v, vc + begin, t.v_scale[block], len, v);
   } else if constexpr (L == StateLayout::kFp8) {
     decode_fp8(tb.e4m3, mc + begin, t.m_scale[block], len, m);
     decode_fp8(tb.e4m3, vc + begin, t.v_scale[block], len, v);
