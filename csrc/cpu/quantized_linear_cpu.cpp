@@ -10,7 +10,7 @@
 //     M <= kGemmMaxRows  fused dequantize + register-blocked GEMM (csrc/cpu/vec/qlinear_gemm.cpp):
 //                        each weight decoded once into L1 and multiplied with 32 rows of x^T at
 //                        a time, parallel over blocks of output rows.
-//     larger M           L2-sized tiles of weight rows dequantized (float32, the reference's
+//     larger M           4 MiB tiles of weight rows dequantized (float32, the reference's
 //                        weights) and multiplied with aten's float32 GEMM, parallel over tiles.
 //     Each weight equals the reference's (decoded and rounded to the input dtype); the sums run
 //     in float32 in another order, then the epilogue (int8wo's scale, bias, the cast) is the
@@ -59,13 +59,17 @@ using vec::QRound;
 //   M <= kGemmMaxRows   the fused GEMM: each weight decoded once per kGemmChunkRows rows of x
 //                       and register-blocked over 32 of them; 64 rows' x^T (1 MiB at K = 4096)
 //                       stays in L2 while the weight streams by (128 rows spill it: 20% slower).
-//   larger M            aten's float32 GEMM on dequantized tiles, which is the faster GEMM by then.
+//   larger M            aten's float32 GEMM on dequantized tiles, which is the faster GEMM by then
+//                       (M = 128: the fused GEMM 1.0x float32, tiles 0.82-1.03x; M = 256: 0.80-0.90x
+//                       against 0.89x; one Xeon thread).
 constexpr int64_t kGemvMaxRows = 8;
-constexpr int64_t kGemmMaxRows = 256;
+constexpr int64_t kGemmMaxRows = 128;
 constexpr int64_t kGemmChunkRows = 64;
 static_assert(kGemmChunkRows % vec::kGemmBlock == 0, "a pass starts on a block of x^T");
-// Weight rows dequantized per tile of the tiled path: kTileRows * K float32 stay in L2.
-constexpr int64_t kTileBytes = int64_t{256} << 10;
+// Weight bytes (float32) dequantized per tile of the tiled path, up to 256 rows: aten's GEMM needs
+// wide tiles to run at its speed. 256 KiB tiles (16 rows at K = 4096) took M = 512 to 0.56x of
+// float32, 4 MiB tiles (256 rows) to 1.00x (int8wo; uint4wo 0.72 -> 0.89x).
+constexpr int64_t kTileBytes = int64_t{4} << 20;
 
 const vec::Kernels* qlinear_kernels() {
   const vec::Kernels* k = vec::kernels();
@@ -139,8 +143,8 @@ at::Tensor weight_only_acc(const vec::Kernels& kern, const at::Tensor& input, Pa
     }
     return acc;
   }
-  // Each thread dequantizes tiles of kTileBytes (L2-sized) of weight rows and multiplies each
-  // by aten's float32 GEMM (single-threaded inside the parallel region).
+  // Each thread dequantizes tiles of kTileBytes of weight rows and multiplies each by aten's
+  // float32 GEMM (single-threaded inside the parallel region).
   const at::Tensor xf = x2d.to(at::kFloat).contiguous();
   const int64_t tile = std::clamp<int64_t>(kTileBytes / std::max<int64_t>(4 * k, 1), 16, 256);
   const int64_t tiles = (n + tile - 1) / tile;

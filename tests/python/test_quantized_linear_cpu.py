@@ -7,7 +7,7 @@ set this CPU runs (subprocesses), then the outputs are compared:
     output dtype's last roundings;
   - int8dq: bit-equal (exact int32 GEMM, the reference's epilogue).
 Rows of x cover the GEMV (M <= 8), the fused GEMM (9..256: one or two vectors of x per block, one or
-two passes of 64 rows) and the tiled path (M > 256); K = 96 and K = 104 (not a multiple of 16; fpx
+two passes of 64 rows) and the tiled path (M > 128); K = 96 and K = 104 (not a multiple of 16; fpx
 rows need a multiple of 8).
 tests/cpp/test_quantized_linear_cpu.cpp covers odd shapes, every fpx / uintx width and
 non-finite values in-process."""
