@@ -105,10 +105,6 @@ __attribute__((target("avx512vbmi"))) int64_t decode_codes_vbmi(const adamw::Byt
   return k;
 }
 
-bool cpu_has_vbmi() {
-  static const bool has = __builtin_cpu_supports("avx512vbmi");
-  return has;
-}
 #endif
 
 // Decodes len 8-bit codes with one scale (core::decode_with_map).

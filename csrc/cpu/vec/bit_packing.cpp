@@ -29,10 +29,42 @@ void pack_groups(const uint8_t* codes, int64_t groups, uint8_t* packed) {
   });
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// Unpacks groups [g, e), eight groups (64 codes) per round, where the CPU has AVX-512 VBMI: one
+// byte permute puts each group's kBits bytes in its own 64-bit lane (zero above), and one
+// vpmultishiftqb takes the 8 bits at offset j * kBits of that lane into byte j, which the mask
+// cuts to the code. Returns the first group it did not unpack.
+template <int kBits>
+__attribute__((target("avx512vbmi"))) int64_t unpack_groups_vbmi(const uint8_t* packed, int64_t g, int64_t e,
+                                                                 uint8_t* codes) {
+  alignas(64) uint8_t spread[64], shifts[64];
+  for (int i = 0; i < 64; ++i) {
+    const int group = i / 8, byte = i % 8;
+    spread[i] = static_cast<uint8_t>(byte < kBits ? group * kBits + byte : 0);
+    shifts[i] = static_cast<uint8_t>(byte * kBits);
+  }
+  uint64_t in_group = 0;  // the bytes of each lane that hold its group
+  for (int i = 0; i < 64; ++i) in_group |= static_cast<uint64_t>(i % 8 < kBits) << i;
+  const __m512i spread_v = _mm512_load_si512(spread), shifts_v = _mm512_load_si512(shifts);
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  const __mmask64 load_mask = kBits == 8 ? ~__mmask64{0} : (__mmask64{1} << (8 * kBits)) - 1;
+  for (; g + 8 <= e; g += 8) {
+    const __m512i bytes = _mm512_maskz_loadu_epi8(load_mask, packed + g * kBits);
+    const __m512i words = _mm512_maskz_permutexvar_epi8(in_group, spread_v, bytes);
+    _mm512_storeu_si512(codes + 8 * g, _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts_v, words), mask));
+  }
+  return g;
+}
+
+#endif
+
 template <int kBits>
 void unpack_groups(const uint8_t* packed, int64_t groups, uint8_t* codes) {
   constexpr uint64_t mask = (uint64_t{1} << kBits) - 1;
   at::parallel_for(0, groups, kGroupGrain, [&](int64_t b, int64_t e) {
+#if defined(CPU_CAPABILITY_AVX512)
+    if (cpu_has_vbmi()) b = unpack_groups_vbmi<kBits>(packed, b, e, codes);
+#endif
     for (int64_t g = b; g < e; ++g) {
       uint64_t v = 0;
       std::memcpy(&v, packed + g * kBits, kBits);

@@ -96,6 +96,15 @@ inline void visit_float_dtype(at::ScalarType t, F&& f) {
   }
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// Whether this CPU has AVX-512 VBMI (byte permutes, vpmultishiftqb). The AVX512 set needs only F,
+// BW, VL and DQ; its kernels that use VBMI check this at run time and keep a path without it.
+inline bool cpu_has_vbmi() {
+  static const bool has = __builtin_cpu_supports("avx512vbmi");
+  return has;
+}
+#endif
+
 // max / min for lanes that are not NaN (at::vec::maximum spends three more operations on NaN).
 inline Vec max_not_nan(Vec a, Vec b) {
 #if defined(CPU_CAPABILITY_AVX512)
