@@ -31,7 +31,8 @@ function(lowbit_add_cpu_vec_kernels target)
     target_compile_options(${lib} PRIVATE ${flags_${isa}} -ffp-contract=off -Wall -Wextra -Wno-unused-parameter
                                    -Wno-maybe-uninitialized)  # GCC 12 false positives in its AVX-512 headers
     target_include_directories(${lib} PRIVATE "${LOWBIT_HEADER_ROOT}" "${LOWBIT_INTERNAL_HEADER_ROOT}")
-    target_link_libraries(${lib} PRIVATE lowbit::torch)  # headers and the ABI define only
+    # lowbit::torch: headers and the ABI define only; OpenMP: at::parallel_for runs in parallel (CMakeLists.txt)
+    target_link_libraries(${lib} PRIVATE lowbit::torch OpenMP::OpenMP_CXX)
     target_sources(${target} PRIVATE $<TARGET_OBJECTS:${lib}>)
     target_compile_definitions(${target} PRIVATE LOWBIT_CPU_HAVE_${isa}=1)
   endforeach()
