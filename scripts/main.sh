@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, at mini scale on a CPU (about eight minutes on 2 idle cores: 481 s measured; run scripts/setup.sh first):
+# The main job, at mini scale on a CPU (about seven minutes on 2 cores: 381 s measured; run scripts/setup.sh first):
 #   1. the core from both faces (the C++ example against the installed package, the Python ops);
 #   2. pretrain a mini Llama (7.08M parameters: 4 layers, dim 384, SwiGLU 1152, byte tokens) on
 #      fortunes in C++ (lowbit-train, pretrain_mini: 650 steps of 8 x 128 bytes): float8 training
