@@ -60,7 +60,6 @@ void cast_with_scale(const float* x, Fp8* out, int64_t n, float scale, float max
 
 at::Tensor cast_to_float8_with_scale_cpu(const at::Tensor& x, const at::Tensor& scale, at::ScalarType dtype) {
   ops::check_cast_to_float8_with_scale_args(x, scale, dtype);
-  const at::Tensor xf = x.contiguous().to(at::kFloat);
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(dtype));
   const float s = scale.reshape({}).item<float>();  // a CPU scalar: no device sync on this path
   const float max_finite = core::float8_max_finite(dtype);
@@ -70,6 +69,7 @@ at::Tensor cast_to_float8_with_scale_cpu(const at::Tensor& x, const at::Tensor& 
                                  static_cast<uint8_t*>(out.data_ptr()));
     return out;
   }
+  const at::Tensor xf = x.contiguous().to(at::kFloat);
   if (dtype == at::kFloat8_e4m3fn) {
     cast_with_scale(xf.const_data_ptr<float>(), out.data_ptr<c10::Float8_e4m3fn>(), xf.numel(), s, max_finite);
   } else {

@@ -70,6 +70,18 @@ std::unique_ptr<float[]> raised(const float* stats, int64_t n) {
 }
 
 #if defined(CPU_CAPABILITY_AVX512)
+// The code order that makes decode_codes_vbmi's in-lane unpacks return codes in order: byte
+// lane * 16 + 4 * r + w of the reordered codes is code 16 * r + 4 * lane + w.
+struct VbmiDecodeOrder {
+  alignas(64) uint8_t at[64];
+  constexpr VbmiDecodeOrder() : at() {
+    for (int lane = 0; lane < 4; ++lane)
+      for (int r = 0; r < 4; ++r)
+        for (int w = 0; w < 4; ++w) at[lane * 16 + 4 * r + w] = static_cast<uint8_t>(16 * r + 4 * lane + w);
+  }
+};
+constexpr VbmiDecodeOrder kVbmiDecodeOrder;
+
 // decode_codes for 64 codes at a time with byte permutes (AVX-512 VBMI): each byte plane of the
 // table is two vpermi2b lookups (entries 0-127, 128-255) and a blend on the code's top bit; two
 // rounds of unpacks put the four planes' bytes back together as floats. The codes are first
@@ -78,11 +90,7 @@ std::unique_ptr<float[]> raised(const float* stats, int64_t n) {
 __attribute__((target("avx512vbmi"))) int64_t decode_codes_vbmi(const adamw::BytePlanes256& planes,
                                                                 const uint8_t* codes, float scale, int64_t len,
                                                                 float* out) {
-  alignas(64) uint8_t order[64];
-  for (int lane = 0; lane < 4; ++lane)  // byte lane * 16 + 4 * r + w <- code 16 * r + 4 * lane + w
-    for (int r = 0; r < 4; ++r)
-      for (int w = 0; w < 4; ++w) order[lane * 16 + 4 * r + w] = static_cast<uint8_t>(16 * r + 4 * lane + w);
-  const __m512i perm = _mm512_load_si512(order);
+  const __m512i perm = _mm512_load_si512(kVbmiDecodeOrder.at);
   __m512i t[4][4];
   for (int p = 0; p < 4; ++p)
     for (int q = 0; q < 4; ++q) t[p][q] = _mm512_load_si512(planes.plane[p] + 64 * q);

@@ -30,7 +30,6 @@ using adamw::Search16;
 
 using Vec = at::vec::Vectorized<float>;
 constexpr int kN = Vec::size();
-constexpr float kFltMax = 3.40282346638528859812e+38f;
 
 // ---- byte-level helpers: kN lanes at a time ---------------------------------------------------
 
@@ -300,7 +299,7 @@ inline Vec normalize(Vec x, Vec reciprocal) {
 // The same with per-lane reciprocals that may be +inf (a zero scale).
 inline Vec normalize_any(Vec x, Vec reciprocal) {
   const __mmask16 ok = _mm512_cmp_ps_mask(x, x, _CMP_ORD_Q) &
-                       _mm512_cmp_ps_mask(reciprocal, _mm512_set1_ps(kFltMax), _CMP_LE_OQ);
+                       _mm512_cmp_ps_mask(reciprocal, _mm512_set1_ps(core::kFloat32Max), _CMP_LE_OQ);
   return _mm512_maskz_mul_ps(ok, x, reciprocal);
 }
 
@@ -308,13 +307,13 @@ inline Vec normalize_any(Vec x, Vec reciprocal) {
 
 inline Vec m_scale_part(Vec m, Vec v) {
   const Vec a = m.abs();
-  return a & ((a <= Vec(kFltMax)) & (v.abs() <= Vec(kFltMax)));
+  return a & ((a <= Vec(core::kFloat32Max)) & (v.abs() <= Vec(core::kFloat32Max)));
 }
 
 inline Vec normalize(Vec x, Vec reciprocal) { return (x * reciprocal) & (x == x); }
 
 inline Vec normalize_any(Vec x, Vec reciprocal) {
-  return (x * reciprocal) & ((x == x) & (reciprocal <= Vec(kFltMax)));
+  return (x * reciprocal) & ((x == x) & (reciprocal <= Vec(core::kFloat32Max)));
 }
 
 #endif
