@@ -1,6 +1,8 @@
 """cast_to_float8 (tensor- and row-wise, e4m3) against the plain torch expression
 (amax, divide, clamp, .to(float8)) and, when importable, torchao's float8 training cast, all in
-this process: GB/s and the fraction of the device's copy bandwidth. On CPU the inputs are float32
+this process: GB/s and the fraction of the device's copy bandwidth. Also the tensorwise steps FSDP's
+float8 all-gather takes apart, float8_amax and cast_to_float8_with_scale, against torch's
+abs().amax() and divide / clamp / .to(float8) with the same scale. On CPU the inputs are float32
 (CPUs have no fast bfloat16 here), on CUDA bfloat16; --dtype overrides.
 
     python benchmarks/bench_float8_cast.py --device cuda --out results/float8_cast.json
@@ -78,6 +80,15 @@ def main() -> None:
             if ao_cast is not None:
                 t_ao = time_ms(lambda i: ao_cast(inputs[i % 4], g), args.device, iters=iters)
                 report.add(f"{g} {m}x{k}", "torchao", t_ao, "lowbit", ours, nbytes)
+        scale = lowbit.core.float8_amax_to_scale(lowbit.core.float8_amax([inputs[0]]))[0]
+        base = time_ms(lambda i: inputs[i % 4].abs().amax(), args.device, iters=iters)
+        ours = time_ms(lambda i: lowbit.core.float8_amax([inputs[i % 4]]), args.device, iters=iters)
+        report.add(f"float8_amax {m}x{k}", "torch", base, "lowbit", ours, m * k * dtype.itemsize)
+        base = time_ms(lambda i: (inputs[i % 4].float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn),
+                       args.device, iters=iters)
+        ours = time_ms(lambda i: lowbit.core.cast_to_float8_with_scale(inputs[i % 4], scale, torch.float8_e4m3fn),
+                       args.device, iters=iters)
+        report.add(f"cast_with_scale {m}x{k}", "torch", base, "lowbit", ours, nbytes)
     report.save(args.out)
 
 

@@ -8,7 +8,7 @@ machine skews ratios: read them with it) and every benchmark's table:
   optimizers          bench_optim.py          low-bit AdamW steps, ns/param, % of copy bandwidth
   quantized linears   bench_quantize_cpu.py   M = 1 and 32, 4096x4096 and a Llama-3-8B FFN shape
   quant primitives    bench_quant_primitives  choose_qparams / quantize to int8, int4, uint4
-  float8 cast         bench_float8_cast.py    the cast op against torch's amax / divide / to()
+  float8 cast         bench_float8_cast.py    the cast op and its FSDP steps against torch's amax / divide / to()
   float8 training     bench_float8_linear.py  emulated fwd+bwd of an MLP per recipe
   QAT                 bench_qat.py            a prepared block's fwd+bwd
   call overhead       bench_call_overhead.py  a quantized layer against its bare op
